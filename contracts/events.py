@@ -1,0 +1,165 @@
+"""Event families and their versioned envelope.
+
+Every event on the wire is one flat JSON object: the envelope fields (`schema`, `version`,
+`event_id`, `source_id`, `event_time`, `fleet_id`) plus the family's own fields. Flat records
+keep the Flink SQL tables that read them simple (one column per field).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+
+SCHEMA_VERSION = 1
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 UTC with milliseconds and a Z: the one timestamp format on the wire."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+EventTime = Annotated[AwareDatetime, PlainSerializer(format_time, return_type=str, when_used="json")]
+
+
+class Event(BaseModel):
+    """The envelope every event family shares."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    schema_name: ClassVar[str]
+    """The family's wire name, e.g. `tire.reading`; set by each subclass."""
+
+    schema_: str = Field(alias="schema", description="Event family name, e.g. tire.reading.")
+    version: Literal[1] = Field(default=SCHEMA_VERSION, description="Contract version of the family.")
+    event_id: Identifier = Field(description="Unique id of this event (producer-assigned).")
+    source_id: Identifier = Field(description="Vehicle or device that produced the event; the Kafka key.")
+    event_time: EventTime = Field(description="When the reading was taken (event time, UTC).")
+    fleet_id: Identifier = Field(default="default", description="Fleet or site group the source belongs to.")
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def build(cls, **fields) -> Event:
+        """Construct with the family's schema name filled in."""
+        return cls(schema=cls.schema_name, **fields)
+
+
+class TirePosition(StrEnum):
+    FRONT_LEFT = "FL"
+    FRONT_RIGHT = "FR"
+    REAR_LEFT = "RL"
+    REAR_RIGHT = "RR"
+    REAR_LEFT_INNER = "RLI"
+    REAR_RIGHT_INNER = "RRI"
+
+
+class TireReading(Event):
+    schema_name: ClassVar[str] = "tire.reading"
+    schema_: Literal["tire.reading"] = Field(alias="schema")
+    tire_position: TirePosition
+    pressure_kpa: float = Field(ge=0, le=1500, description="Inflation pressure, kPa.")
+    temperature_c: float = Field(ge=-60, le=250, description="Tire temperature, Celsius.")
+
+
+class AutopilotState(StrEnum):
+    OFF = "off"
+    STANDBY = "standby"
+    ENGAGED = "engaged"
+
+
+class VehicleTelemetry(Event):
+    schema_name: ClassVar[str] = "vehicle.telemetry"
+    schema_: Literal["vehicle.telemetry"] = Field(alias="schema")
+    speed_kmh: float = Field(ge=0, le=400)
+    speed_limit_kmh: float | None = Field(default=None, ge=0, le=400, description="Posted limit here, if known.")
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    battery_pct: float = Field(ge=0, le=100)
+    odometer_km: float = Field(ge=0)
+    autopilot_state: AutopilotState
+
+
+class ObjectClass(StrEnum):
+    CAR = "car"
+    TRUCK = "truck"
+    PEDESTRIAN = "pedestrian"
+    CYCLIST = "cyclist"
+    ANIMAL = "animal"
+    OBSTACLE = "obstacle"
+    UNKNOWN = "unknown"
+
+
+class PerceptionEvent(Event):
+    schema_name: ClassVar[str] = "perception.event"
+    schema_: Literal["perception.event"] = Field(alias="schema")
+    object_class: ObjectClass
+    distance_m: float = Field(ge=0, le=1000)
+    relative_speed_mps: float = Field(ge=-150, le=150, description="Negative when the object is closing in.")
+
+
+class DrivingEventType(StrEnum):
+    INTERVENTION = "intervention"
+    DISENGAGEMENT = "disengagement"
+
+
+class DrivingEvent(Event):
+    schema_name: ClassVar[str] = "driving.event"
+    schema_: Literal["driving.event"] = Field(alias="schema")
+    event_type: DrivingEventType
+    odometer_km: float = Field(ge=0)
+    reason: str | None = Field(default=None, max_length=256)
+
+
+class BuildingReading(Event):
+    schema_name: ClassVar[str] = "building.reading"
+    schema_: Literal["building.reading"] = Field(alias="schema")
+    site_id: Identifier
+    zone_id: Identifier
+    co2_ppm: float = Field(ge=0, le=40000)
+    temperature_c: float = Field(ge=-50, le=80)
+    humidity_pct: float = Field(ge=0, le=100)
+    occupancy: int = Field(ge=0, le=100000)
+
+
+class DeviceHeartbeat(Event):
+    """Liveness ping. Seed devices send the legacy wire form `{"event-id","device-id","time"}`,
+    which `contracts.parsing` accepts and normalises to this envelope."""
+
+    schema_name: ClassVar[str] = "device.heartbeat"
+    schema_: Literal["device.heartbeat"] = Field(alias="schema")
+    timeout_s: float | None = Field(default=None, gt=0, le=86400, description="Per-device silence timeout.")
+
+
+class Trip(Event):
+    """A completed trip; source_id is the vehicle, event_time the trip's end."""
+
+    schema_name: ClassVar[str] = "trip"
+    schema_: Literal["trip"] = Field(alias="schema")
+    trip_id: Identifier
+    region_id: Identifier
+    fare: float = Field(ge=0, le=100000)
+    duration_s: float = Field(ge=0, le=7 * 86400)
+    distance_km: float = Field(ge=0, le=10000)
+
+
+EVENT_MODELS: dict[str, type[Event]] = {
+    model.schema_name: model
+    for model in (
+        TireReading,
+        VehicleTelemetry,
+        PerceptionEvent,
+        DrivingEvent,
+        BuildingReading,
+        DeviceHeartbeat,
+        Trip,
+    )
+}
