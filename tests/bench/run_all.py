@@ -1,0 +1,115 @@
+"""`make bench`: run every component benchmark, then write one results table (markdown + JSON)
+with a description of the machine they ran on.
+
+    python -m tests.bench.run_all [--quick] [--only generator,jobs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).parent
+RESULTS_DIR = BENCH_DIR / "results"
+
+
+def available() -> list[str]:
+    return sorted(path.stem.removeprefix("bench_") for path in BENCH_DIR.glob("bench_*.py"))
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        memory_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    except (OSError, StopIteration):
+        memory_kb = 0
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def run_one(name: str, quick: bool) -> dict:
+    module = importlib.import_module(f"tests.bench.bench_{name}")
+    print(f"bench: {name} ...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    try:
+        result = module.run(quick=quick)
+    except Exception as exc:
+        traceback.print_exc()
+        result = {"component": name, "error": f"{type(exc).__name__}: {exc}", "met": False}
+    result["seconds"] = round(time.monotonic() - started, 1)
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def markdown(results: list[dict], host: dict) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB, {host['os']}, "
+        f"Python {host['python']}; measured {host['measured_at']}.",
+        "",
+        "| component | figure | value | baseline | ratio | target | met |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for result in results:
+        if "error" in result:
+            lines.append(f"| {result['component']} | error | {result['error']} | | | | no |")
+            continue
+        baseline, ratios, targets = result.get("baseline", {}), result.get("ratios", {}), result.get("targets", {})
+        for figure, value in result.get("figures", {}).items():
+            lines.append(
+                f"| {result['component']} | {figure} | {_fmt(value)} | {_fmt(baseline.get(figure, ''))} "
+                f"| {_fmt(ratios.get(figure, ''))} | {targets.get(figure, '')} | {'yes' if result.get('met') else 'no'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value) -> str:
+    return f"{value:,.3g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller inputs, for a smoke run")
+    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(available())}")
+    args = parser.parse_args(argv)
+    names = available()
+    if args.only:
+        wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            parser.error(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(names)}")
+        names = wanted
+    RESULTS_DIR.mkdir(exist_ok=True)
+    host = machine()
+    results = [run_one(name, args.quick) for name in names]
+    (RESULTS_DIR / "results.json").write_text(json.dumps({"machine": host, "results": results}, indent=2) + "\n")
+    table = markdown(results, host)
+    (RESULTS_DIR / "README.md").write_text(table)
+    print(table)
+    return 0 if all(result.get("met") for result in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
