@@ -1,0 +1,87 @@
+"""Local stand-in for Vector on one machine: ships the alerts topic into `alarm_events`.
+
+In Kubernetes, Vector (charts/vector) consumes the alerts topic and its postgres sink appends
+each record with the statement below. No Vector binary exists here, so the local run does the
+same work with the same statement: consume a batch, insert it, commit the offsets only after the
+database commit (at-least-once, as Vector with end-to-end acknowledgements).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import psycopg
+from confluent_kafka import Consumer
+from prometheus_client import Counter
+
+from contracts.topics import ALERTS_TOPIC
+from devstack.broker import CONSUMER_DEFAULTS
+
+log = logging.getLogger(__name__)
+
+# Exactly what Vector's postgres sink executes (TOOLCHAIN.md): absent fields become NULL.
+VECTOR_INSERT = "INSERT INTO alarm_events SELECT * FROM jsonb_populate_recordset(NULL::alarm_events, %s::jsonb)"
+
+SHIPPED = Counter("fleet_alert_shipper_records_total", "Alert records shipped into alarm_events")
+REJECTED = Counter("fleet_alert_shipper_rejected_total", "Alert records that were not JSON objects")
+
+
+class AlertShipper:
+    def __init__(self, bootstrap: str, database_url: str, topic: str = ALERTS_TOPIC, batch_size: int = 500):
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "fleet-alert-shipper",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                **CONSUMER_DEFAULTS,
+            }
+        )
+        self._topic = topic
+        self._database_url = database_url
+        self._batch_size = batch_size
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.shipped = 0
+
+    def start(self) -> AlertShipper:
+        self._consumer.subscribe([self._topic])
+        self._thread = threading.Thread(target=self._run, name="alert-shipper", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        with psycopg.connect(self._database_url) as conn:
+            while not self._stop.is_set():
+                messages = self._consumer.consume(self._batch_size, timeout=0.5)
+                records = [record for record in map(self._decode, messages) if record is not None]
+                if records:
+                    conn.execute(VECTOR_INSERT, (json.dumps(records),))
+                    conn.commit()
+                    self.shipped += len(records)
+                    SHIPPED.inc(len(records))
+                if messages:
+                    self._consumer.commit(asynchronous=False)
+
+    @staticmethod
+    def _decode(message) -> dict | None:
+        if message.error():
+            log.warning("alerts topic error", extra={"error": str(message.error())})
+            return None
+        try:
+            record = json.loads(message.value())
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            REJECTED.inc()
+            log.warning("alert record is not a JSON object", extra={"offset": message.offset()})
+            return None
+        return record
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._consumer.close()

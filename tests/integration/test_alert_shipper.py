@@ -1,0 +1,67 @@
+"""The local alerts path (Vector's job on one machine): alerts topic -> alarm_events, on the
+real broker and real PostgreSQL, with Vector's own insert statement."""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+
+from contracts.records import AlertRecord
+from devstack.alert_shipper import AlertShipper
+from storage.migrate import migrate_up
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+
+
+def alert(n: int, **changes) -> AlertRecord:
+    fields = dict(
+        alert_id=f"a-{n}",
+        alert_type="co2_high",
+        severity="warning",
+        status="active",
+        source_id=f"hq.z1.d{n}",
+        first_seen=T0,
+        last_seen=T0 + timedelta(seconds=n),
+        count=n + 1,
+        value=1100.0 + n,
+        threshold=1000.0,
+    )
+    return AlertRecord(**(fields | changes))
+
+
+def wait_for_rows(url: str, expected: int, timeout_s: float = 20) -> list[tuple]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(
+                "select alert_id, status, count, fleet_id, cleared_at from alarm_events order by alert_id, count"
+            ).fetchall()
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def test_alert_records_land_in_alarm_events_and_bad_ones_do_not_stop_it(broker, kafka_topics, pg_url):
+    migrate_up(pg_url)
+    (topic,) = kafka_topics("alerts", partitions=2)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
+    producer.produce(topic, key="hq.z1.d0", value=alert(0).model_dump_json())
+    producer.produce(topic, key="junk", value=b"not json")
+    cleared = alert(1, status="cleared", cleared_at=T0 + timedelta(minutes=5))
+    # Vector sends what the topic holds: a record without fleet_id must still insert (NULL).
+    producer.produce(topic, key="hq.z1.d1", value=cleared.model_dump_json(exclude={"fleet_id"}))
+    assert producer.flush(10) == 0
+
+    shipper = AlertShipper(broker.bootstrap, pg_url, topic=topic).start()
+    try:
+        rows = wait_for_rows(pg_url, expected=2)
+    finally:
+        shipper.stop()
+    assert rows == [
+        ("a-0", "active", 1, "default", None),
+        ("a-1", "cleared", 2, None, T0 + timedelta(minutes=5)),
+    ]
+    assert shipper.shipped == 2
