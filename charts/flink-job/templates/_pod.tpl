@@ -1,0 +1,53 @@
+{{/* Volumes and mounts shared by JobManager and TaskManagers: Flink's entrypoint edits its conf
+     in place, so the ConfigMap is copied into a writable emptyDir by an init container. */}}
+{{- define "flink_job.volumes" -}}
+- name: config-src
+  configMap:
+    name: {{ include "flink_job.fullname" . }}
+- name: flink-conf
+  emptyDir: {}
+- name: flink-log
+  emptyDir: {}
+- name: tmp
+  emptyDir: {}
+{{- if and .Values.persistence.enabled (not .Values.checkpoints.uri) }}
+- name: flink-data
+  persistentVolumeClaim:
+    claimName: {{ include "flink_job.fullname" . }}-data
+{{- end }}
+{{- end }}
+
+{{- define "flink_job.mounts" -}}
+- {name: flink-conf, mountPath: /opt/flink/conf}
+- {name: flink-log, mountPath: /opt/flink/log}
+- {name: tmp, mountPath: /tmp}
+- {name: config-src, mountPath: /etc/fleet-monitor/thresholds.yaml, subPath: thresholds.yaml, readOnly: true}
+{{- if and .Values.persistence.enabled (not .Values.checkpoints.uri) }}
+- {name: flink-data, mountPath: /flink-data}
+{{- end }}
+{{- end }}
+
+{{- define "flink_job.initConfig" -}}
+- name: config
+  image: {{ include "flink_job.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command: ["cp", "/config-src/config.yaml", "/config-src/log4j-console.properties", "/opt/flink/conf/"]
+  resources:
+    requests: {cpu: 10m, memory: 32Mi}
+    limits: {cpu: 100m, memory: 64Mi}
+  securityContext:
+    {{- toYaml .Values.containerSecurityContext | nindent 4 }}
+  volumeMounts:
+    - {name: config-src, mountPath: /config-src, readOnly: true}
+    - {name: flink-conf, mountPath: /opt/flink/conf}
+{{- end }}
+
+{{- define "flink_job.env" -}}
+- name: POD_IP
+  valueFrom:
+    fieldRef: {fieldPath: status.podIP}
+- {name: FLINK_LOG_DIR, value: /opt/flink/log}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,3 @@
+{{- define "generator.ingressPorts" -}}
+[9100]
+{{- end }}

@@ -1,0 +1,24 @@
+{{- define "kafka.headless" -}}{{ include "kafka.fullname" . }}-headless{{- end }}
+
+{{- define "kafka.ingressPorts" -}}
+[9092, 9093]
+{{- end }}
+
+{{/* Every pod is broker and controller; the quorum is every replica. */}}
+{{- define "kafka.quorumVoters" -}}
+{{- $fullname := include "kafka.fullname" . }}
+{{- $headless := include "kafka.headless" . }}
+{{- $voters := list }}
+{{- range $i := until (int .Values.replicaCount) }}
+{{- $voters = append $voters (printf "%d@%s-%d.%s.%s.svc.%s:9093" $i $fullname $i $headless $.Release.Namespace $.Values.clusterDomain) }}
+{{- end }}
+{{- join "," $voters }}
+{{- end }}
+
+{{- define "kafka.replicationFactor" -}}
+{{- min (int .Values.replication.defaultReplicationFactor) (int .Values.replicaCount) }}
+{{- end }}
+
+{{- define "kafka.bootstrapServers" -}}
+{{ include "kafka.fullname" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}:9092
+{{- end }}
