@@ -22,3 +22,8 @@
 {{- define "kafka.bootstrapServers" -}}
 {{ include "kafka.fullname" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}:9092
 {{- end }}
+
+{{/* YAML numbers arrive as float64: print whole numbers as integers (2592000000, not 2.592e+09). */}}
+{{- define "kafka.configValue" -}}
+{{- if and (kindIs "float64" .) (eq . (float64 (int64 .))) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
+{{- end }}

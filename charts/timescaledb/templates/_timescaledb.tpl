@@ -17,3 +17,8 @@
 {{- define "timescaledb.sslmode" -}}
 {{- ternary "require" "disable" .Values.tls.enabled }}
 {{- end }}
+
+{{/* YAML numbers arrive as float64: print whole numbers as integers. */}}
+{{- define "timescaledb.configValue" -}}
+{{- if and (kindIs "float64" .) (eq . (float64 (int64 .))) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
+{{- end }}

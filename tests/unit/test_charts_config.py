@@ -1,0 +1,225 @@
+"""What the charts render from their values: contracts-derived config stays in sync, the
+operator's common keys land on the workloads, environments are sized as specified, and the
+Flink/Kafka/TimescaleDB wiring is what the other components expect."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from contracts.records import AlertType
+from contracts.thresholds import Thresholds
+from contracts.topics import ALL_TOPICS
+from tests.unit.test_charts_render import CHARTS, ENVIRONMENTS, ROOT, find, pod_spec, render
+
+MAIN_WORKLOAD = {  # (kind, name suffix) the operator's replicaCount/resources/persistence keys drive
+    "kafka": ("StatefulSet", ""),
+    "flink-job": ("Deployment", "-taskmanager"),
+    "timescaledb": ("StatefulSet", ""),
+    "vector": ("StatefulSet", ""),
+    "grafana": ("Deployment", ""),
+    "api": ("Deployment", ""),
+    "generator": ("Deployment", ""),
+}
+
+
+def main_workload(docs: list[dict], chart: str) -> dict:
+    kind, suffix = MAIN_WORKLOAD[chart]
+    return find(docs, kind, f"fleet-monitor-{chart}{suffix}")[0]
+
+
+def _sync_module():
+    spec = importlib.util.spec_from_file_location("sync_chart_config", ROOT / "scripts" / "sync-chart-config.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chart_copies_of_contracts_are_in_sync() -> None:
+    assert _sync_module().main(["--check"]) == 0
+
+
+def test_sync_check_detects_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sync = _sync_module()
+    for relative in sync.generated():
+        (tmp_path / relative).parent.mkdir(parents=True)
+        shutil.copy(ROOT / relative, tmp_path / relative)
+    kafka_values = tmp_path / "charts/kafka/values.yaml"
+    kafka_values.write_text(kafka_values.read_text().replace("- fleet.alerts\n", ""))
+    monkeypatch.setattr(sync, "ROOT", tmp_path)
+    assert sync.main(["--check"]) == 1
+    assert sync.main([]) == 0  # rewrites the block
+    assert yaml.safe_load(kafka_values.read_text())["topics"] == list(ALL_TOPICS)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_rendered_thresholds_load_as_contracts_thresholds(environment: str) -> None:
+    config = find(render("flink-job", environment), "ConfigMap", "fleet-monitor-flink-job")[0]
+    thresholds = Thresholds.model_validate(yaml.safe_load(config["data"]["thresholds.yaml"]))
+    assert thresholds.rule_for(AlertType.TIRE_PRESSURE_LOW).threshold == 200
+    speeding = thresholds.rule_for(AlertType.SPEEDING).threshold
+    assert speeding == (5 if environment == "prod" else 0)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_kafka_topics_job_creates_every_contract_topic(environment: str) -> None:
+    docs = render("kafka", environment)
+    script = find(docs, "Job", "fleet-monitor-kafka-topics")[0]["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    replicas = main_workload(docs, "kafka")["spec"]["replicas"]
+    for topic in ALL_TOPICS:
+        assert f'--create --if-not-exists --topic "{topic}"' in script
+    assert f"--replication-factor {min(replicas, 3)} " in script
+    properties = find(docs, "ConfigMap", "fleet-monitor-kafka")[0]["data"]["server.properties"]
+    voters = next(line for line in properties.splitlines() if line.startswith("controller.quorum.voters="))
+    assert voters.count("@") == replicas
+    if environment == "prod":
+        assert "min.insync.replicas=2" in properties
+        assert (
+            '--topic "fleet.dead-letters" --partitions 12 --replication-factor 3 --config "retention.ms=2592000000"'
+            in script
+        )
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_operator_common_keys_reach_the_workload(chart: str) -> None:
+    sets = [
+        "replicaCount=1",
+        "resources.requests.cpu=123m",
+        "resources.requests.memory=321Mi",
+        "resources.limits.cpu=2",
+        "resources.limits.memory=1Gi",
+        "image.repository=registry.example/fm",
+        "image.tag=9.9.9",
+        "image.pullPolicy=Always",
+    ]
+    if "persistence" in yaml.safe_load((ROOT / "charts" / chart / "values.yaml").read_text()):
+        sets.append("persistence.size=77Gi")
+    docs = render(chart, None, *sets)
+    workload = main_workload(docs, chart)
+    container = pod_spec(workload)["containers"][0]
+    assert workload["spec"]["replicas"] == 1
+    assert container["image"] == "registry.example/fm:9.9.9"
+    assert container["imagePullPolicy"] == "Always"
+    assert container["resources"] == {
+        "requests": {"cpu": "123m", "memory": "321Mi"},
+        "limits": {"cpu": 2, "memory": "1Gi"},
+    }
+    if "persistence.size=77Gi" in sets:
+        claims = [
+            c["spec"]["resources"]["requests"]["storage"] for c in workload["spec"].get("volumeClaimTemplates", [])
+        ]
+        claims += [c["spec"]["resources"]["requests"]["storage"] for c in find(docs, "PersistentVolumeClaim")]
+        assert claims == ["77Gi"]
+
+
+GiB = {"512Mi": 0.5, "1Gi": 1, "2Gi": 2, "3Gi": 3, "4Gi": 4, "8Gi": 8}
+# (chart, environment): (replicas, memory request GiB, memory limit GiB, volume) from the reference deployment
+SIZING = {
+    ("kafka", "dev"): (1, 1, 2, None),
+    ("kafka", "prod"): (3, 4, 8, None),
+    ("flink-job", "dev"): (2, 2, 2, None),
+    ("flink-job", "prod"): (3, 4, 4, None),
+    ("timescaledb", "dev"): (1, None, None, "10Gi"),
+    ("timescaledb", "prod"): (1, 4, 8, "200Gi"),
+    ("vector", "dev"): (1, None, 0.5, None),
+    ("vector", "prod"): (3, None, 2, None),
+    ("grafana", "dev"): (1, None, None, "5Gi"),
+    ("grafana", "prod"): (1, 2, 4, "50Gi"),
+}
+
+
+@pytest.mark.parametrize(("chart", "environment"), list(SIZING), ids=[f"{c}-{e}" for c, e in SIZING])
+def test_environment_sizing(chart: str, environment: str) -> None:
+    replicas, request, limit, volume = SIZING[chart, environment]
+    docs = render(chart, environment)
+    workload = main_workload(docs, chart)
+    resources = pod_spec(workload)["containers"][0]["resources"]
+    assert workload["spec"]["replicas"] == replicas
+    if request is not None:
+        assert GiB[resources["requests"]["memory"]] == request
+    if limit is not None:
+        assert GiB[resources["limits"]["memory"]] == limit
+    if volume is not None:
+        claims = workload["spec"].get("volumeClaimTemplates") or find(docs, "PersistentVolumeClaim")
+        assert claims[0]["spec"]["resources"]["requests"]["storage"] == volume
+    if chart == "flink-job":
+        jobmanager = find(docs, "Deployment", "fleet-monitor-flink-job-jobmanager")[0]
+        assert GiB[pod_spec(jobmanager)["containers"][0]["resources"]["limits"]["memory"]] == (
+            2 if environment == "dev" else 4
+        )
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_qa_sits_between_dev_and_prod(environment: str) -> None:
+    def limits(env: str) -> float:
+        return sum(
+            GiB.get(pod_spec(main_workload(render(c, env), c))["containers"][0]["resources"]["limits"]["memory"], 0)
+            * main_workload(render(c, env), c)["spec"]["replicas"]
+            for c in ("kafka", "flink-job", "timescaledb", "vector")
+        )
+
+    assert limits("dev") < limits("qa") < limits("prod")
+
+
+@pytest.mark.parametrize("job", ["aggregates", "alarms", "inactivity", "kpis"])
+def test_flink_job_runs_the_named_job_with_the_agreed_flags(job: str) -> None:
+    docs = render("flink-job", "prod", f"job.name={job}")
+    jobmanager = pod_spec(find(docs, "Deployment", "fleet-monitor-flink-job-jobmanager")[0])["containers"][0]
+    args = jobmanager["args"]
+    program = args[args.index("-pym") + 1 :]
+    assert program[:2] == ["jobs", job]
+    flags = dict(zip(program[2::2], program[3::2], strict=True))
+    assert flags == {
+        "--bootstrap-servers": "fleet-monitor-kafka:9092",
+        "--database-url": "$(DATABASE_URL)",
+        "--thresholds": "/etc/fleet-monitor/thresholds.yaml",
+        "--checkpoint-dir": "file:///flink-data/checkpoints",
+        "--checkpoint-interval": "60s",
+        "--parallelism": "6",
+    }
+    env = {e["name"]: e for e in jobmanager["env"]}
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "fleet-monitor-timescaledb",
+        "key": "database-url",
+    }
+    mounts = {m["mountPath"] for m in jobmanager["volumeMounts"]}
+    assert {"/etc/fleet-monitor/thresholds.yaml", "/flink-data", "/opt/flink/conf"} <= mounts
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_flink_config_matches_the_containers(environment: str) -> None:
+    docs = render("flink-job", environment)
+    config = yaml.safe_load(find(docs, "ConfigMap", "fleet-monitor-flink-job")[0]["data"]["config.yaml"])
+    taskmanager = pod_spec(find(docs, "Deployment", "fleet-monitor-flink-job-taskmanager")[0])["containers"][0]
+    limit = taskmanager["resources"]["limits"]["memory"]
+    assert config["taskmanager.memory.process.size"] == limit.replace("Gi", "g")
+    assert config["metrics.reporter.prom.factory.class"].endswith("PrometheusReporterFactory")
+    assert config["rest.port"] == 8081
+    ha = environment != "dev"
+    assert (config.get("high-availability.type") == "kubernetes") is ha
+    assert bool(find(docs, "Role")) is ha
+    assert find(docs, "Service", "fleet-monitor-flink-job-rest")[0]["spec"]["ports"][0]["port"] == 8081
+
+
+def test_database_secret_carries_every_key_clients_read() -> None:
+    docs = render("timescaledb", "prod")
+    secret = find(docs, "Secret", "fleet-monitor-timescaledb")[0]["stringData"]
+    assert set(secret) == {"username", "password", "database", "host", "port", "sslmode", "database-url"}
+    assert secret["database-url"].endswith("?sslmode=require")
+    assert len(secret["password"]) >= 32
+    job = find(docs, "Job", "fleet-monitor-timescaledb-migrate")[0]
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    command = pod_spec(job)["containers"][0]["command"]
+    assert command[:6] == ["python", "-m", "storage.migrate", "up", "--database-url", "$(DATABASE_URL)"]
+    assert "readings=30 days" in command
+    for chart in ("api", "vector", "grafana", "flink-job"):
+        for workload in find(render(chart, "prod"), "Deployment") + find(render(chart, "prod"), "StatefulSet"):
+            for container in pod_spec(workload)["containers"]:
+                for env in container.get("env", []):
+                    ref = env.get("valueFrom", {}).get("secretKeyRef")
+                    if ref and ref["name"] == "fleet-monitor-timescaledb":
+                        assert ref["key"] in secret, f"{chart} reads {ref['key']} the Secret lacks"
