@@ -1,0 +1,169 @@
+"""The pipeline's Prometheus rules through the real promtool: `check rules` on every rules file and
+on what the charts render into PrometheusRule objects, and `test rules` feeding synthetic series
+so each alert is shown to fire (and to stay quiet) when it should."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.unit.test_charts_render import ROOT, find, render
+
+PROMTOOL = shutil.which("promtool")
+pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: `make setup` installs Debian prometheus")
+RULE_FILES = sorted((ROOT / "charts").glob("*/rules/*.rules.yaml"))
+
+
+def promtool(*args: str, cwd: Path | None = None) -> str:
+    result = subprocess.run([PROMTOOL, *args], check=False, capture_output=True, text=True, cwd=cwd, timeout=60)
+    assert result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_rule_files_cover_the_pipeline() -> None:
+    alerts = {
+        rule["alert"]
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert {
+        "FlinkJobDown",
+        "FlinkCheckpointFailures",
+        "FlinkKafkaConsumerLag",
+        "VectorConsumerLag",
+        "ApiHighErrorRate",
+    } <= alerts
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=[p.name for p in RULE_FILES])
+def test_promtool_check_rules(path: Path) -> None:
+    assert "SUCCESS" in promtool("check", "rules", str(path))
+
+
+@pytest.mark.parametrize("chart", ["flink-job", "vector", "api"])
+def test_rendered_prometheus_rule_passes_promtool(chart: str, tmp_path: Path) -> None:
+    rule = find(render(chart, "prod", "metrics.prometheusRule.enabled=true"), "PrometheusRule")[0]
+    path = tmp_path / "rendered.yaml"
+    path.write_text(yaml.safe_dump(rule["spec"]))
+    assert "SUCCESS" in promtool("check", "rules", str(path))
+    assert rule["spec"] == yaml.safe_load((ROOT / "charts" / chart / "rules" / f"{chart}.rules.yaml").read_text())
+
+
+def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("groups: [{name: g, rules: [{alert: A, expr: 'rate(x[5m]'}]}]")
+    result = subprocess.run([PROMTOOL, "check", "rules", str(path)], check=False, capture_output=True, text=True)
+    assert result.returncode != 0
+
+
+STALLED = "A restart would replay from an old checkpoint; check checkpoint storage and backpressure."
+DOWN = "The JobManager reports no running job for 2 minutes; alarms and aggregates are not being produced."
+
+
+def summary(labels: dict, text: str, description: str | None = None) -> dict:
+    annotations = {"summary": text} | ({"description": description} if description else {})
+    return {"exp_labels": labels, "exp_annotations": annotations}
+
+
+# Synthetic series (promtool's expanding notation: 'a+bxN' = N steps adding b) and expected alerts.
+UNIT_TESTS = {
+    "rule_files": [str(p) for p in RULE_FILES],
+    "evaluation_interval": "1m",
+    "tests": [
+        {
+            "interval": "1m",
+            "input_series": [
+                # job "alarms" checkpoints every minute; job "kpis" fails checkpoints and stops completing them
+                {"series": 'flink_jobmanager_job_numberOfCompletedCheckpoints{job_name="alarms"}', "values": "0+1x40"},
+                {"series": 'flink_jobmanager_job_numberOfCompletedCheckpoints{job_name="kpis"}', "values": "5x40"},
+                {"series": 'flink_jobmanager_job_numberOfFailedCheckpoints{job_name="kpis"}', "values": "0+1x40"},
+                {"series": 'flink_jobmanager_job_numberOfFailedCheckpoints{job_name="alarms"}', "values": "0x40"},
+                {"series": 'flink_jobmanager_job_uptime{job_name="alarms"}', "values": "1000000+60000x40"},
+                {"series": 'flink_jobmanager_job_uptime{job_name="kpis"}', "values": "1000000+60000x40"},
+                {"series": 'flink_jobmanager_numRunningJobs{pod="jm-alarms"}', "values": "1x40"},
+                {"series": 'flink_jobmanager_numRunningJobs{pod="jm-kpis"}', "values": "1x10 0x30"},
+                {
+                    "series": 'flink_taskmanager_job_task_operator_KafkaSourceReader_KafkaConsumer_records_lag_max{job_name="kpis"}',
+                    "values": "50000x40",
+                },
+                {"series": 'vector_kafka_consumer_lag{topic_id="fleet.alerts"}', "values": "10x40"},
+                {"series": 'http_requests_total{status="200"}', "values": "0+90x40"},
+                {"series": 'http_requests_total{status="500"}', "values": "0+10x40"},
+            ],
+            "promql_expr_test": [
+                {
+                    "expr": 'fleet_monitor:flink_last_checkpoint_completed:timestamp_seconds{job_name="alarms"}',
+                    "eval_time": "20m",
+                    "exp_samples": [
+                        {
+                            "labels": 'fleet_monitor:flink_last_checkpoint_completed:timestamp_seconds{job_name="alarms"}',
+                            "value": 1200,
+                        }
+                    ],
+                },
+                {
+                    "expr": 'fleet_monitor:flink_last_checkpoint_completed:timestamp_seconds{job_name="kpis"}',
+                    "eval_time": "20m",
+                    "exp_samples": [],
+                },
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": "20m",
+                    "alertname": "FlinkCheckpointFailures",
+                    "exp_alerts": [
+                        summary(
+                            {"severity": "warning", "job_name": "kpis"},
+                            "Flink job kpis failed 10 checkpoints in 10 minutes",
+                        )
+                    ],
+                },
+                {
+                    "eval_time": "25m",
+                    "alertname": "FlinkCheckpointsStalled",
+                    "exp_alerts": [
+                        summary(
+                            {"severity": "critical", "job_name": "kpis"},
+                            "Flink job kpis completed no checkpoint for 15 minutes",
+                            STALLED,
+                        )
+                    ],
+                },
+                {
+                    "eval_time": "20m",
+                    "alertname": "FlinkJobDown",
+                    "exp_alerts": [
+                        summary({"severity": "critical", "pod": "jm-kpis"}, "Flink job jm-kpis is not running", DOWN)
+                    ],
+                },
+                {
+                    "eval_time": "20m",
+                    "alertname": "FlinkKafkaConsumerLag",
+                    "exp_alerts": [
+                        summary(
+                            {"severity": "warning", "job_name": "kpis"}, "Flink job kpis lags 50k records behind Kafka"
+                        )
+                    ],
+                },
+                {"eval_time": "20m", "alertname": "VectorConsumerLag", "exp_alerts": []},
+                {
+                    "eval_time": "20m",
+                    "alertname": "ApiHighErrorRate",
+                    "exp_alerts": [summary({"severity": "critical"}, "API answers 10% of requests with 5xx")],
+                },
+            ],
+        }
+    ],
+}
+
+
+def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
+    path = tmp_path / "rules.test.yaml"
+    path.write_text(yaml.safe_dump(UNIT_TESTS, sort_keys=False))
+    assert "SUCCESS" in promtool("test", "rules", str(path))
