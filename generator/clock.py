@@ -1,0 +1,39 @@
+"""The simulated clock and a fast formatter for its timestamps.
+
+Event k happens at `start + k / rate`: the clock advances with the simulated rate, independent of
+how fast the run really goes, so a seed and a start give byte-identical output.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_ms(value: datetime) -> int:
+    return (value - EPOCH) // timedelta(milliseconds=1)
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+class SimClock:
+    def __init__(self, start: datetime, rate: float):
+        self.start_ms = to_ms(start)
+        self.ms_per_event = 1000.0 / rate
+        self._second = -1
+        self._prefix = ""
+
+    def ms_at(self, index: int) -> int:
+        return self.start_ms + int(index * self.ms_per_event)
+
+    def text(self, ms: int) -> str:
+        """Same text as contracts.events.format_time, at a fraction of its cost (hot path)."""
+        second, millis = divmod(ms, 1000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        return f"{self._prefix}{millis:03d}Z"

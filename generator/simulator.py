@@ -1,0 +1,350 @@
+"""The simulation engine: one round at a time, every source reports once per round.
+
+`next_batch()` returns the round's output as (topic, key, payload) tuples, ready for any sink.
+Event k carries event_time `start + k / rate` and event_id `e<seed>-<k>`, so the same config
+gives byte-identical output. Perturbations draw from their own random stream: turning them on
+changes only the perturbed events.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+
+from contracts.events import AutopilotState, DrivingEventType
+from contracts.topics import EVENT_TOPICS
+from generator.clock import SimClock, from_ms
+from generator.config import SimConfig
+from generator.encoding import Template, reference_json
+from generator.fleet import HeartbeatDevice, Vehicle, Zone
+from generator.scenarios import Expectations, ExpectationTracker, MalformedExpectation, ShiftedExpectation
+from generator.scenarios import build_scenarios as _build_scenarios
+
+ENVELOPE = ("event_id", "source_id", "event_time", "fleet_id")
+FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
+    "tire.reading": ("tire_position", "pressure_kpa", "temperature_c"),
+    "vehicle.telemetry": (
+        "speed_kmh",
+        "speed_limit_kmh",
+        "latitude",
+        "longitude",
+        "battery_pct",
+        "odometer_km",
+        "autopilot_state",
+    ),
+    "perception.event": ("object_class", "distance_m", "relative_speed_mps"),
+    "driving.event": ("event_type", "odometer_km", "reason"),
+    "building.reading": ("site_id", "zone_id", "co2_ppm", "temperature_c", "humidity_pct", "occupancy"),
+    "device.heartbeat": ("timeout_s",),
+    "trip": ("trip_id", "region_id", "fare", "duration_s", "distance_km"),
+}
+ONE_DECIMAL_FIELDS = frozenset(
+    {
+        "pressure_kpa",
+        "temperature_c",
+        "speed_kmh",
+        "battery_pct",
+        "odometer_km",
+        "distance_m",
+        "relative_speed_mps",
+        "co2_ppm",
+        "humidity_pct",
+        "duration_s",
+        "distance_km",
+    }
+)
+"""Float fields sent with one decimal (the template rounds them); the rest are rounded by the caller."""
+TEMPLATES = {
+    family: Template(family, ENVELOPE + fields, ONE_DECIMAL_FIELDS & set(fields))
+    for family, fields in FAMILY_FIELDS.items()
+}
+LEGACY_HEARTBEAT = '{"event-id":"%s","device-id":"%s","time":"%s"}'
+
+PERTURBABLE = frozenset({"tire.reading", "vehicle.telemetry", "perception.event", "building.reading", "trip"})
+"""Driving events and heartbeats stay intact: their counts and gaps are promised exactly."""
+MALFORMED_REASONS = ("not_json", "missing_field", "wrong_type", "out_of_range", "unknown_schema")
+CORRUPTED_FIELD = {
+    "tire.reading": "pressure_kpa",
+    "vehicle.telemetry": "speed_kmh",
+    "perception.event": "distance_m",
+    "building.reading": "co2_ppm",
+    "trip": "fare",
+}
+
+
+class Simulator:
+    def __init__(self, config: SimConfig, validate: bool = False):
+        self.config = config
+        self.validate = validate
+        self.rng = random.Random(config.seed)
+        self.plan_rng = random.Random(f"plan-{config.seed}")
+        self.perturb_rng = random.Random(f"perturb-{config.seed}")
+        self.clock = SimClock(config.start, config.rate)
+        self.index = 0
+        self.round = 0
+        self.per_topic: Counter[str] = Counter()
+        self.limit = _limit(config)
+        self.done = self.limit == 0
+        self._id_prefix = f"e{config.seed}-"
+        self._build_sources()
+        self.scenarios = _build_scenarios(config, self)
+        self.tracker = ExpectationTracker(config, self.scenarios, self.zones)
+        self._shares = self._perturbation_shares()
+        self._round_start_ms = self.clock.start_ms
+        self._start_ms, self._ms_per_event = self.clock.start_ms, self.clock.ms_per_event
+        self._time_text, self._fleet_id = self.clock.text, config.fleet_id
+        self._next_perturbation = self._schedule_perturbation(-1)
+        self._out: list[tuple[str, str, str]] = []
+
+    # ------------------------------------------------------------------ set-up
+
+    def _build_sources(self) -> None:
+        config = self.config
+        vehicle_families = {"tire.reading", "vehicle.telemetry", "perception.event", "driving.event", "trip"}
+        vehicles = config.vehicles if vehicle_families & set(config.families) else 0
+        self.vehicles = {v.id: v for v in (Vehicle(i, self.rng) for i in range(vehicles))}
+        self.zones: dict[str, Zone] = {}
+        if config.wants("building.reading"):
+            for site in range(config.sites):
+                for zone in range(config.zones):
+                    built = Zone(site, zone, config.devices_per_zone)
+                    self.zones[built.id] = built
+        self.heartbeats: dict[str, HeartbeatDevice] = {}
+        if config.wants("device.heartbeat"):
+            legacy_count = round(config.heartbeat_devices * config.legacy_heartbeat_share)
+            legacy = set(self.plan_rng.sample(range(config.heartbeat_devices), legacy_count))
+            for i in range(config.heartbeat_devices):
+                device = HeartbeatDevice(i, i in legacy)
+                self.heartbeats[device.id] = device
+
+    def _perturbation_shares(self) -> tuple[float, float, float]:
+        """Cumulative thresholds for one uniform draw: malformed, then late, then out-of-order."""
+        chosen = self.config.scenarios
+        malformed = self.config.malformed_share if "malformed" in chosen else 0.0
+        late = malformed + (self.config.late_share if "late" in chosen else 0.0)
+        shifted = late + (self.config.out_of_order_share if "out-of-order" in chosen else 0.0)
+        return malformed, late, shifted
+
+    def legacy_heartbeat_devices(self) -> list[str]:
+        return [device.id for device in self.heartbeats.values() if device.legacy]
+
+    # ------------------------------------------------------------------ running
+
+    def now_ms(self) -> int:
+        return self.clock.ms_at(self.index)
+
+    def due_s(self, index: int) -> float:
+        """Wall seconds after the start at which event `index` is due in a paced run."""
+        return index / self.config.rate
+
+    def next_batch(self) -> list[tuple[str, str, str]]:
+        """The next round's (topic, key, payload) tuples; empty once the run is complete."""
+        if self.done:
+            return []
+        self._out = []
+        now = self.now_ms()
+        dt_s = (now - self._round_start_ms) / 1000.0 if self.round else 0.0
+        self._round_start_ms = now
+        for scenario in self.scenarios:
+            scenario.apply(self, scenario.phase(self.round))
+        self._vehicles(dt_s)
+        self._buildings(now)
+        self._heartbeats()
+        self.round += 1
+        self.per_topic.update([topic for topic, _, _ in self._out])
+        return self._out
+
+    def _vehicles(self, dt_s: float) -> None:
+        rng, emit = self.rng, self._emit
+        telemetry, tires, perception, trips = (
+            self.config.wants(family) for family in ("vehicle.telemetry", "tire.reading", "perception.event", "trip")
+        )
+        for vehicle in self.vehicles.values():
+            vehicle.step(dt_s, rng)
+            vid = vehicle.id
+            if telemetry:
+                fields = (
+                    vehicle.speed,
+                    vehicle.limit,
+                    round(vehicle.latitude, 5),
+                    round(vehicle.longitude, 5),
+                    vehicle.battery,
+                    vehicle.odometer,
+                    vehicle.autopilot.value,
+                )
+                emit("vehicle.telemetry", vid, fields)
+            if tires:
+                temps = vehicle.tire_temp
+                for i, position in enumerate(vehicle.tire_codes):
+                    emit("tire.reading", vid, (position, vehicle.pressure(i), temps[i]))
+            if perception:
+                object_class, distance, relative = vehicle.perception(rng)
+                emit("perception.event", vid, (object_class.value, distance, relative))
+            self._driving(vehicle)
+            if vehicle.trip_due(dt_s) and trips:
+                trip_id, region, fare, duration, distance = vehicle.finish_trip()
+                emit("trip", vid, (trip_id, region, round(fare, 2), duration, distance))
+
+    def _driving(self, vehicle: Vehicle) -> None:
+        if self.rng.random() < 0.002 and vehicle.autopilot == AutopilotState.ENGAGED:
+            vehicle.pending_driving.append((DrivingEventType.INTERVENTION, "driver took over"))
+        if not self.config.wants("driving.event"):
+            vehicle.pending_driving.clear()
+            return
+        for event_type, reason in vehicle.pending_driving:
+            if event_type == DrivingEventType.DISENGAGEMENT:
+                vehicle.autopilot = AutopilotState.OFF
+            self._emit("driving.event", vehicle.id, (event_type.value, vehicle.odometer, reason))
+            counts = self.tracker.result.driving.setdefault(vehicle.id, _driving_counts())
+            if event_type == DrivingEventType.INTERVENTION:
+                counts.interventions += 1
+            else:
+                counts.disengagements += 1
+        vehicle.pending_driving.clear()
+
+    def _buildings(self, now_ms: int) -> None:
+        if not self.zones:
+            return
+        rng, emit = self.rng, self._emit
+        hour = (now_ms // 1000 % 86400) / 3600.0
+        for zone in self.zones.values():
+            zone.step(hour, rng)
+            for device_id in zone.device_ids:
+                fields = (
+                    zone.site_id,
+                    zone.id,
+                    zone.co2(rng),
+                    zone.temperature(rng),
+                    zone.humidity(rng),
+                    zone.occupancy,
+                )
+                emit("building.reading", device_id, fields)
+
+    def _heartbeats(self) -> None:
+        for device in self.heartbeats.values():
+            if device.silent_until_ms is not None:
+                if self.now_ms() < device.silent_until_ms:
+                    continue
+                device.silent_until_ms = None
+            self._emit("device.heartbeat", device.id, (None,), legacy=device.legacy)
+
+    # ------------------------------------------------------------------ emitting one event
+
+    def _emit(self, family: str, source_id: str, fields: tuple, legacy: bool = False) -> None:
+        index = self.index
+        if index >= self.limit:
+            self.done = True
+            return
+        self.index = index + 1
+        ms = self._start_ms + int(index * self._ms_per_event)
+        event_id = f"{self._id_prefix}{index}"
+        topic = EVENT_TOPICS[family]
+        if source_id in self.tracker.watch:
+            self.tracker.observe(family, source_id, ms, TEMPLATES[family].wire_values(fields))
+        elif index >= self._next_perturbation and family in PERTURBABLE:
+            self._next_perturbation = self._schedule_perturbation(index)
+            roll = self.perturb_rng.random() * self._shares[2]
+            if roll < self._shares[0]:
+                self._out.append(
+                    (topic, source_id, self._malformed(index, topic, family, event_id, source_id, ms, fields))
+                )
+                return
+            ms = self._shift(roll < self._shares[1], event_id, topic, source_id, ms)
+        if legacy:
+            payload = LEGACY_HEARTBEAT % (event_id, source_id, self._time_text(ms))
+        elif self.validate:
+            payload = reference_json(family, self._as_dict(family, event_id, source_id, ms, fields))
+        else:
+            payload = TEMPLATES[family].format % (
+                event_id,
+                source_id,
+                self._time_text(ms),
+                self._fleet_id,
+                *(_encode_optionals(family, fields) if family in OPTIONAL_FAMILIES else fields),
+            )
+        self._out.append((topic, source_id, payload))
+
+    def _schedule_perturbation(self, index: int) -> float:
+        """Index of the next perturbed event: geometric gaps give each event the configured share
+        at one random draw per perturbation instead of one per event."""
+        share = self._shares[2]
+        if share <= 0:
+            return float("inf")
+        if share >= 1:
+            return index + 1
+        return index + 1 + int(math.log(1.0 - self.perturb_rng.random()) / math.log(1.0 - share))
+
+    def _as_dict(self, family: str, event_id: str, source_id: str, ms: int, fields: tuple) -> dict:
+        envelope = (event_id, source_id, from_ms(ms), self.config.fleet_id)
+        return dict(zip(TEMPLATES[family].fields, TEMPLATES[family].wire_values(envelope + fields), strict=True))
+
+    def _shift(self, late: bool, event_id: str, topic: str, source_id: str, ms: int) -> int:
+        if late:
+            shifted = ms - int(self.config.lateness_s * 1000)
+        else:
+            shifted = ms - 1 - int(self.perturb_rng.random() * self.config.jitter_s * 1000)
+        record = ShiftedExpectation(event_id, topic, source_id, from_ms(shifted), from_ms(ms))
+        (self.tracker.result.late if late else self.tracker.result.out_of_order).append(record)
+        return shifted
+
+    def _malformed(self, index: int, topic: str, family: str, event_id: str, source_id: str, ms: int, fields) -> str:
+        """A damaged payload; the record of it names what contracts.parse_event will object to."""
+        reason = self.perturb_rng.choice(MALFORMED_REASONS)
+        valid = reference_json(family, self._as_dict(family, event_id, source_id, ms, fields))
+        document = json.loads(valid)
+        field: str | None = CORRUPTED_FIELD[family]
+        if reason == "not_json":
+            payload, field = valid[: len(valid) // 2], None
+        else:
+            if reason == "missing_field":
+                del document[field]
+            elif reason == "wrong_type":
+                document[field] = "n/a"
+            elif reason == "out_of_range":
+                document[field] = -1e9
+            else:
+                document["schema"], field = "unknown.family", "schema"
+            payload = json.dumps(document, separators=(",", ":"))
+        self.tracker.result.malformed.append(MalformedExpectation(index, topic, source_id, reason, field))
+        return payload
+
+    # ------------------------------------------------------------------ results
+
+    def expectations(self) -> Expectations:
+        """What this run has promised so far (call at the end of the run)."""
+        scenario_of = {source: name for name, sources in self.tracker.result.assignments.items() for source in sources}
+        result = self.tracker.finish(self.now_ms(), scenario_of)
+        result.events_per_topic = {topic: self.per_topic.get(topic, 0) for topic in EVENT_TOPICS.values()}
+        return result
+
+
+def _limit(config: SimConfig) -> float:
+    limits = [float("inf")]
+    if config.count is not None:
+        limits.append(config.count)
+    if config.duration_s is not None:
+        # Event k is at start + k/rate: the events strictly inside the duration.
+        limits.append(-(-config.duration_s * config.rate // 1))
+    return min(limits)
+
+
+def _driving_counts():
+    from generator.scenarios import DrivingCounts
+
+    return DrivingCounts()
+
+
+OPTIONAL_FAMILIES = frozenset({"vehicle.telemetry", "driving.event", "device.heartbeat"})
+
+
+def _encode_optionals(family: str, fields: tuple) -> tuple:
+    # Only telemetry's posted limit, a driving event's reason and a heartbeat's timeout are optional.
+    if family == "vehicle.telemetry":
+        return (fields[0], "null" if fields[1] is None else repr(fields[1]), *fields[2:])
+    if family == "driving.event":
+        return (fields[0], fields[1], "null" if fields[2] is None else json.dumps(fields[2]))
+    if family == "device.heartbeat":
+        return ("null" if fields[0] is None else repr(fields[0]),)
+    return fields
