@@ -37,7 +37,9 @@ def _number(kind, low=None, high=None, low_open=False):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind is int else ' number'}, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected a{'n integer' if kind is int else ' number'}, got {text!r}"
+            ) from None
         if low is not None and (value <= low if low_open else value < low):
             raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {text}")
         if high is not None and value > high:
@@ -51,7 +53,7 @@ def _timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time like 2026-01-01T00:00:00Z, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time like 2026-01-01T00:00:00Z, got {text!r}") from None
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"time needs a timezone (e.g. a trailing Z), got {text!r}")
     return value
@@ -62,7 +64,7 @@ def _listed(parse):
         try:
             return parse(text)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc))
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return convert
 

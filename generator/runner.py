@@ -111,6 +111,7 @@ def run(
     source: BatchSource,
     sink: Sink,
     stop: threading.Event,
+    *,
     paced: bool = True,
     progress_interval_s: float = 5.0,
     stats: RunStats | None = None,
@@ -125,7 +126,7 @@ def run(
             if not batch:
                 break
             if paced:
-                _paced_write(source, sink, batch, stats, started, stop)
+                _paced_write(source, sink, batch, stats=stats, started=started, stop=stop)
             else:
                 sink.write(batch)
                 stats.sent += len(batch)
@@ -143,7 +144,7 @@ def run(
     return stats
 
 
-def _paced_write(source, sink, batch, stats: RunStats, started: float, stop: threading.Event) -> None:
+def _paced_write(source, sink, batch, *, stats: RunStats, started: float, stop: threading.Event) -> None:
     position = 0
     while position < len(batch):
         due = started + source.due_s(stats.sent)

@@ -247,9 +247,7 @@ class Simulator:
             self._next_perturbation = self._schedule_perturbation(index)
             roll = self.perturb_rng.random() * self._shares[2]
             if roll < self._shares[0]:
-                self._out.append(
-                    (topic, source_id, self._malformed(index, topic, family, event_id, source_id, ms, fields))
-                )
+                self._out.append((topic, source_id, self._malformed(index, family, source_id, ms, fields)))
                 return
             ms = self._shift(roll < self._shares[1], event_id, topic, source_id, ms)
         if legacy:
@@ -289,9 +287,10 @@ class Simulator:
         (self.tracker.result.late if late else self.tracker.result.out_of_order).append(record)
         return shifted
 
-    def _malformed(self, index: int, topic: str, family: str, event_id: str, source_id: str, ms: int, fields) -> str:
+    def _malformed(self, index: int, family: str, source_id: str, ms: int, fields: tuple) -> str:
         """A damaged payload; the record of it names what contracts.parse_event will object to."""
         reason = self.perturb_rng.choice(MALFORMED_REASONS)
+        topic, event_id = EVENT_TOPICS[family], f"{self._id_prefix}{index}"
         valid = reference_json(family, self._as_dict(family, event_id, source_id, ms, fields))
         document = json.loads(valid)
         field: str | None = CORRUPTED_FIELD[family]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -149,10 +150,8 @@ class StdoutSink:
             raise
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(BrokenPipeError):
             self.stream.flush()
-        except BrokenPipeError:
-            pass
 
 
 class NullSink:
