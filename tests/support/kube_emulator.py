@@ -570,8 +570,15 @@ class ApiServer(kmock.KubernetesScaffold):
         self.crds[(spec["group"], names["plural"])] = crd
 
     async def _controllers(self, key: Key) -> None:
-        """Stand-in for the kube-controller-manager + kubelet: workloads report ready replicas."""
+        """Stand-in for the kube-controller-manager + kubelet: workloads report ready replicas,
+        Jobs complete (Helm hooks wait for them)."""
         group, plural, _, _ = key
+        if (group, plural) == ("batch", "jobs") and self.workloads_ready:
+            job = copy.deepcopy(self.store[key])
+            if not job.get("status", {}).get("succeeded"):
+                job["status"] = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+                await self._record(key, job, "MODIFIED")
+            return
         if not self.workloads_ready or (group, plural) not in (("apps", "deployments"), ("apps", "statefulsets")):
             return
         obj = copy.deepcopy(self.store[key])
@@ -684,6 +691,17 @@ class KubeEmulator:
     def admit(self, hook: Admission) -> None:
         """Reject writes for which hook(verb, plural, object) returns a reason (like a webhook)."""
         self.call(lambda: self.server.admissions.append(hook))
+
+    def set_workloads_ready(self, ready: bool) -> None:
+        """Switch the stand-in controllers on/off; switching on makes existing workloads ready."""
+
+        async def switch() -> None:
+            self.server.workloads_ready = ready
+            for key in [key for key in self.server.store if key[:2] in (("apps", "deployments"), ("apps", "statefulsets"))]:
+                await self.server._controllers(key)
+
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(switch(), self._loop).result(10)
 
     def watching(self, group: str, plural: str) -> bool:
         return self.call(lambda: (group, plural) in self.server.watches)
