@@ -41,6 +41,7 @@ class KafkaSink:
             "delivery.report.only.error": True,  # reports cost a Python call each: only for failures
             "on_delivery": self._delivered,
             "error_cb": self._client_error,
+            "log.connection.close": False,  # idle disconnects are routine, not worth a stderr line
         }
         config.update(extra_config or {})
         self.producer = Producer(config)
