@@ -1,0 +1,110 @@
+"""Self-healing (real broker, real helm) and savepoints before stateful Flink upgrades."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from contracts.topics import ALL_TOPICS
+from tests.integration.operator_harness import HELM, NAMESPACE, platform
+from tests.support.kube_emulator import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_missing_topics_are_created_on_the_broker_and_a_removed_release_is_reinstalled(tmp_path, broker):
+    import subprocess
+
+    broker.create_topics(["fleet.alerts"], partitions=6)  # one exists already
+    with platform(tmp_path, FLEET_HEAL_INTERVAL_S="1") as p, p.operator():
+        p.create(p.fleet(components={"kafka": {"bootstrapServers": broker.bootstrap}}, topics={"partitions": 3}))
+        p.wait_condition("Ready", timeout=90)
+
+        def healed():
+            return (p.get()["status"].get("topics") or {}).get("created")
+
+        created = wait_for(healed, 30, "topics created by self-healing")
+        assert set(created) == set(ALL_TOPICS) - {"fleet.alerts"}
+        topics = broker.admin().list_topics(timeout=10).topics
+        for name in ALL_TOPICS:
+            assert name in topics
+        assert len(topics["fleet.trips"].partitions) == 3
+        assert p.events("TopicsCreated")
+
+        # Someone uninstalls a release behind the operator's back: it comes back.
+        subprocess.run([str(HELM), "uninstall", "demo-api", "-n", NAMESPACE], check=True, capture_output=True)
+        assert "demo-api" not in p.releases()
+        wait_for(lambda: "demo-api" in p.releases(), 30, "demo-api reinstalled")
+        assert p.events("ReleaseDrift")
+        wait_for(lambda: p.get()["status"]["components"]["api"]["state"] == "Ready", 30, "api ready again")
+
+
+class FlinkRest(BaseHTTPRequestHandler):
+    """A stand-in for a JobManager's REST API (no Flink cluster runs here): one running job,
+    savepoints complete on the second status poll. Records what it was asked."""
+
+    calls: list[str] = []
+
+    def _reply(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.calls.append(f"GET {self.path}")
+        if self.path == "/jobs/overview":
+            self._reply({"jobs": [{"jid": "a1b2", "name": "alarms", "state": "RUNNING"}]})
+        elif self.path.startswith("/jobs/a1b2/savepoints/"):
+            polls = sum(call.startswith("GET /jobs/a1b2/savepoints/") for call in self.calls)
+            done = {"id": "COMPLETED"} if polls > 1 else {"id": "IN_PROGRESS"}
+            self._reply({"status": done, "operation": {"location": "file:///flink-data/savepoints/savepoint-a1b2-1"}})
+        else:
+            self.send_error(404)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        self.calls.append(f"POST {self.path} {self.rfile.read(length).decode()}")
+        self._reply({"request-id": "trigger-1"})
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def flink_rest():
+    FlinkRest.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FlinkRest)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", FlinkRest.calls
+    server.shutdown()
+    server.server_close()
+
+
+def test_stateful_job_upgrade_takes_a_savepoint_first_and_restarts_from_it(tmp_path, flink_rest):
+    url, calls = flink_rest
+    with platform(tmp_path, FLEET_FLINK_REST=url) as p, p.operator():
+        p.create(p.fleet(jobs={"kpis": {"upgradeMode": "stateless"}}))
+        p.wait_condition("Ready", timeout=90)
+        assert calls == []  # first install: nothing to preserve
+
+        p.patch_spec({"jobs": {"alarms": {"parallelism": 4}, "kpis": {"parallelism": 4}}})
+        obj = p.wait_generation_settled()
+        assert obj["status"]["phase"] == "Ready"
+        triggers = [call for call in calls if call.startswith("POST")]
+        assert len(triggers) == 1 and triggers[0].startswith("POST /jobs/a1b2/savepoints")  # alarms only
+        upgrades = [release for verb, release in p.mutations() if verb == "upgrade"]
+        assert upgrades[-2:] in (["demo-job-alarms", "demo-job-kpis"], ["demo-job-kpis", "demo-job-alarms"])
+        alarms = json.loads(p.kube.get("v1", "configmaps", NAMESPACE, "demo-job-alarms-values")["data"]["values.json"])
+        assert alarms["job"]["initialSavepointPath"] == "file:///flink-data/savepoints/savepoint-a1b2-1"
+        assert alarms["job"]["parallelism"] == 4
+        kpis = json.loads(p.kube.get("v1", "configmaps", NAMESPACE, "demo-job-kpis-values")["data"]["values.json"])
+        assert kpis["job"]["initialSavepointPath"] == ""
+        assert obj["status"]["components"]["job-alarms"]["savepoint"].endswith("savepoint-a1b2-1")
+        assert p.events("SavepointTaken")
