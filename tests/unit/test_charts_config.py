@@ -223,3 +223,32 @@ def test_database_secret_carries_every_key_clients_read() -> None:
                     ref = env.get("valueFrom", {}).get("secretKeyRef")
                     if ref and ref["name"] == "fleet-monitor-timescaledb":
                         assert ref["key"] in secret, f"{chart} reads {ref['key']} the Secret lacks"
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_migration_flags_parse_with_the_storage_cli(environment: str) -> None:
+    from storage.migrate import _parser
+    from storage.policies import PolicySettings
+
+    job = find(render("timescaledb", environment), "Job", "fleet-monitor-timescaledb-migrate")[0]
+    command = pod_spec(job)["containers"][0]["command"]
+    assert command[:3] == ["python", "-m", "storage.migrate"]
+    args = _parser().parse_args(command[3:])
+    assert args.command == "up" and args.database_url == "$(DATABASE_URL)"
+    settings = PolicySettings.build(retention=args.retention)  # raises on unknown tables or overlapping policies
+    assert set(settings.retention) >= {"readings", "alarm_events"}
+
+
+def test_generator_arguments_parse_with_the_generator_cli() -> None:
+    from generator.cli import build_parser
+
+    container = pod_spec(find(render("generator", "qa"), "Deployment")[0])["containers"][0]
+    assert container["command"][:3] == ["python", "-m", "generator"]
+    args = build_parser().parse_args(container["command"][3:])
+    assert (args.output, args.bootstrap, args.rate, args.vehicles, args.metrics_port) == (
+        "kafka",
+        "fleet-monitor-kafka:9092",
+        500,
+        200,
+        9100,
+    )
