@@ -15,7 +15,6 @@ import threading
 from typing import Protocol
 
 from contracts.topics import ALL_TOPICS
-
 from devstack.broker import Broker
 
 log = logging.getLogger("devstack.run")

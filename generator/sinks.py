@@ -70,6 +70,7 @@ class KafkaSink:
     def close(self) -> None:
         """Flush; whatever is still undelivered after the timeout counts as an error."""
         remaining = self.producer.flush(self.flush_timeout_s)
+        self.producer = self._produce = self._poll = None  # disconnect now, not at garbage collection
         if remaining:
             self.errors += remaining
             self.last_error = f"{remaining} messages undelivered after {self.flush_timeout_s:.0f} s flush"

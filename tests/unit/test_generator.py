@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contracts import ContractError, parse_event
+from contracts import ContractError, parse_event, topic_for
 from contracts.events import DeviceHeartbeat
 from contracts.records import AlertType
 from contracts.thresholds import Thresholds
@@ -64,7 +64,7 @@ def test_events_parse_keys_are_source_ids_topics_follow_contracts(scenario_outpu
             continue
         event = parse_event(payload)
         assert event.source_id == key
-        assert topic == {"tire.reading": "fleet.tire-readings"}.get(event.schema_name, topic)
+        assert topic == topic_for(event.schema_name)
         assert event.event_id == f"e11-{index}"
         legacy += isinstance(event, DeviceHeartbeat) and '"device-id"' in payload
     assert legacy > 0
