@@ -44,6 +44,7 @@ class KafkaSink:
             "log.connection.close": False,  # idle disconnects are routine, not worth a stderr line
         }
         config.update(extra_config or {})
+        self.producer_config_for_benchmark = {k: v for k, v in config.items() if not callable(v)}
         self.producer = Producer(config)
         self._produce, self._poll = self.producer.produce, self.producer.poll
 

@@ -1,0 +1,111 @@
+"""Sustained produce rate of the simulator (generate + encode + keyed idempotent produce to the
+real broker) against a bare confluent-kafka loop producing the very same, pre-built messages with
+the same producer settings, each on a fresh broker, in the same run. Target: ratio >= 0.6.
+
+    python -m tests.bench.bench_generator [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from contracts.topics import ALL_TOPICS
+from devstack import Broker
+from generator import SimConfig, Simulator
+from generator.runner import run as run_generator
+from generator.sinks import KafkaSink, NullSink
+
+TARGET_RATIO = 0.6
+RESULTS = Path(__file__).parent / "results" / "generator.json"
+
+
+def _config(count: int) -> SimConfig:
+    # A fleet of 200 vehicles, 3 sites x 5 zones x 4 sensors, 100 heartbeat devices, all scenarios.
+    return SimConfig(
+        vehicles=200, sites=3, zones=5, devices_per_zone=4, heartbeat_devices=100, rate=100_000.0, count=count,
+        start=datetime(2026, 1, 1, tzinfo=UTC), seed=1,
+    )  # fmt: skip
+
+
+def _bare(messages: list[tuple[str, str, str]]) -> float:
+    with Broker() as broker:
+        broker.create_topics(ALL_TOPICS)
+        config = dict(KafkaSink(broker.bootstrap).producer_config_for_benchmark)
+        producer = Producer(config)
+        produce, poll = producer.produce, producer.poll
+        started = time.perf_counter()
+        for topic, key, payload in messages:
+            try:
+                produce(topic, payload, key)
+            except BufferError:
+                poll(0.05)
+                produce(topic, payload, key)
+        left = producer.flush(60)
+        elapsed = time.perf_counter() - started
+        assert left == 0, f"{left} messages undelivered"
+        return len(messages) / elapsed
+
+
+def _simulator(config: SimConfig) -> float:
+    with Broker() as broker:
+        broker.create_topics(ALL_TOPICS)
+        stats = run_generator(Simulator(config), KafkaSink(broker.bootstrap), threading.Event(), paced=False)
+        assert stats.errors == 0, stats.last_error
+        return stats.sent / stats.elapsed_s
+
+
+def _generation_only(config: SimConfig) -> float:
+    stats = run_generator(Simulator(config), NullSink(), threading.Event(), paced=False)
+    return stats.sent / stats.elapsed_s
+
+
+def run(quick: bool = False) -> dict:
+    count = 50_000 if quick else 300_000
+    config = _config(count)
+    messages = []
+    simulator = Simulator(config)
+    while batch := simulator.next_batch():
+        messages += batch
+    print(f"bench generator: {count:,} events, bare loop ...", file=sys.stderr, flush=True)
+    bare = _bare(messages)
+    print(f"bench generator: bare {bare:,.0f}/s; simulator ...", file=sys.stderr, flush=True)
+    simulated = _simulator(config)
+    generation = _generation_only(config)
+    ratio = simulated / bare
+    return {
+        "component": "generator",
+        "figures": {"produce_rate_per_s": round(simulated), "generation_only_rate_per_s": round(generation)},
+        "baseline": {"produce_rate_per_s": round(bare)},
+        "ratios": {"produce_rate_per_s": round(ratio, 3)},
+        "targets": {"produce_rate_per_s": f">= {TARGET_RATIO} x bare confluent-kafka loop of the same messages"},
+        "met": ratio >= TARGET_RATIO,
+        "events": count,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="50k events instead of 300k")
+    args = parser.parse_args()
+    result = run(quick=args.quick)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    for figure, value in result["figures"].items():
+        baseline = result["baseline"].get(figure)
+        ratio = result["ratios"].get(figure)
+        extra = f"  baseline {baseline:,}/s  ratio {ratio}" if baseline else ""
+        print(f"{figure:<28} {value:>10,}/s{extra}")
+    print(f"target met: {result['met']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
