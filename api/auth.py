@@ -1,0 +1,45 @@
+"""FastAPI security dependencies: a key is always required to change data, and for reads when
+API_READ_AUTH is on. Both schemes show in the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api.security import identify
+
+_bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+
+
+def _caller(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    header: Annotated[str | None, Security(_header)],
+) -> str | None:
+    token = bearer.credentials if bearer else header
+    if not token:
+        return None
+    name = identify(token, request.app.state.settings.api_keys)
+    if name is None:
+        raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    return name
+
+
+def require_key(caller: Annotated[str | None, Depends(_caller)]) -> str:
+    if caller is None:
+        raise HTTPException(
+            401, "an API key is required (Authorization: Bearer or X-API-Key)", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return caller
+
+
+def read_access(request: Request, caller: Annotated[str | None, Depends(_caller)]) -> str | None:
+    if request.app.state.settings.read_auth:
+        return require_key(caller)
+    return caller
+
+
+Writer = Annotated[str, Depends(require_key)]
