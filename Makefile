@@ -30,3 +30,18 @@ format: setup ## apply ruff fixes and formatting
 
 bench: setup ## run the benchmarks and write tests/bench/results
 	@$(PY) -m tests.bench.run_all $(ARGS)
+
+# --- operator (kopf, FleetMonitor CRD, charts/fleet-operator) -----------------------------------
+.PHONY: test-operator
+
+test-operator: setup ## operator tests: unit, then kopf on the API emulator with real helm and broker
+	@$(PY) -m pytest tests/unit/test_operator_model.py tests/integration/test_operator.py tests/integration/test_operator_healing.py $(ARGS)
+
+deploy-%: setup ## deploy-dev|qa|prod: operator chart + environments/<env>/fleetmonitor.yaml, wait for Ready (KUBECONFIG, KUBE_CONTEXT)
+	@scripts/deploy.sh $*
+
+undeploy-%: setup ## undeploy-dev|qa|prod: delete the FleetMonitor (releases removed in reverse order, volumes kept)
+	@scripts/deploy.sh --undeploy $*
+
+port-forward-%: setup ## port-forward-dev|qa|prod: Grafana, API and Flink UIs on localhost, prints URLs and credentials
+	@scripts/port-forward.sh $*

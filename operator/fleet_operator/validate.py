@@ -1,0 +1,55 @@
+"""python -m fleet_operator.validate FILE...: check FleetMonitor files as the API server and the
+operator would (CRD schema with defaults, then thresholds and topics), naming each bad field."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from fleet_operator import model, openapi
+from fleet_operator.settings import Settings
+
+
+def problems(document: dict, crd: dict) -> list[str]:
+    schema = openapi.version_schema(crd, document.get("apiVersion", "/").split("/")[-1])
+    document = openapi.apply_defaults(schema, document)
+    found = openapi.validate(schema, document)
+    if not found:
+        try:
+            model.thresholds_values(document["spec"])
+            model.topics(document["spec"])
+        except model.SpecError as error:
+            found.append(str(error))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fleet_operator.validate", description=__doc__)
+    parser.add_argument("files", nargs="+", type=Path, help="FleetMonitor YAML files")
+    args = parser.parse_args(argv)
+    crd_path = Settings.from_env().crd_path
+    if not crd_path.is_file():
+        print(f"validate: CRD file {crd_path} not found (set FLEET_CRD_PATH)", file=sys.stderr)
+        return 2
+    crd = yaml.safe_load(crd_path.read_text())
+    failed = False
+    for path in args.files:
+        if not path.is_file():
+            print(f"{path}: no such file", file=sys.stderr)
+            failed = True
+            continue
+        for document in yaml.safe_load_all(path.read_text()):
+            name = (document or {}).get("metadata", {}).get("name", "?")
+            for problem in problems(document or {}, crd):
+                print(f"{path}: FleetMonitor {name}: {problem}", file=sys.stderr)
+                failed = True
+    if not failed:
+        print(f"validate: {len(args.files)} file(s) ok")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
