@@ -1,0 +1,152 @@
+"""Operator benchmark (tests/bench/README.md interface).
+
+1. create -> all releases requested: a FleetMonitor is created and the real kopf operator (on the
+   Kubernetes API emulator, real helm) requests every release. Baseline: the same releases
+   installed by calling helm directly, one after another, against the same emulator: the
+   operator's overhead on top of Helm itself.
+2. reconcile cost of 100 unchanged resources: the operator's reconcile over 100 FleetMonitors
+   whose releases are all up to date (input hashes match, so no Helm call). Baseline: ONE
+   `helm list` per resource, the least a resync that asks Helm would cost.
+
+    python -m tests.bench.bench_operator [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import kopf
+
+from tests.support.kube_emulator import wait_for
+
+RESULTS = Path(__file__).parent / "results" / "operator.json"
+
+
+def _release_count() -> int:
+    from fleet_operator.model import STAGES
+
+    return sum(len(stage) for stage in STAGES)
+
+
+def measure_create(root: Path) -> tuple[float, float]:
+    from tests.integration.operator_harness import NAMESPACE, platform
+
+    with platform(root / "op") as p, p.operator():
+        started = time.perf_counter()
+        p.create(p.fleet())
+        wait_for(lambda: len(p.helm_calls("upgrade")) >= _release_count(), 120, "all releases requested", 0.01)
+        operator_s = time.perf_counter() - started
+        p.wait_condition("Ready", timeout=60)
+
+        # Baseline: the same charts and values straight through helm, sequentially.
+        obj = p.get()
+        helm = os.environ["FLEET_HELM"]
+        started = time.perf_counter()
+        for component, entry in obj["status"]["components"].items():
+            subprocess.run(
+                [helm, "upgrade", "--install", f"base-{component}", str(root / "op/charts" / entry["chart"]),
+                 "-n", NAMESPACE, "--set", f"fullnameOverride=base-{component}"],
+                check=True, capture_output=True,
+            )
+        helm_s = time.perf_counter() - started
+    return operator_s, helm_s
+
+
+def measure_unchanged(root: Path, resources: int) -> tuple[float, float]:
+    from fleet_operator import handlers, model
+    from tests.integration.operator_harness import NAMESPACE, platform
+
+    with platform(root / "rs") as p:
+        handlers.RUNTIME = None
+        settings = kopf.OperatorSettings()
+        asyncio.run(handlers.startup(settings=settings, logger=logging.getLogger("bench")))
+        rt = handlers.runtime()
+        bodies = []
+        for index in range(resources):
+            name = f"fleet-{index:03d}"
+            spec = {"environment": "dev"}
+            components = {
+                r.component: {"release": r.name, "chart": r.chart, "revision": 1, "state": "Ready",
+                              "inputsHash": r.inputs_hash}
+                for r in model.desired_releases(name, spec, rt.settings.charts_dir, rt.settings.environments_dir)
+            }
+            bodies.append(kopf.Body({
+                "apiVersion": "fleet-monitor.io/v1alpha1", "kind": "FleetMonitor",
+                "metadata": {"name": name, "namespace": NAMESPACE, "generation": 1},
+                "spec": spec, "status": {"components": components, "phase": "Ready"},
+            }))
+        calls = len(p.helm_calls())
+
+        async def all_unchanged() -> float:
+            started = time.perf_counter()
+            for body in bodies:
+                status = await handlers.reconcile(body, logging.getLogger("bench"))
+                assert status["phase"] == "Ready", status
+            return time.perf_counter() - started
+
+        reconcile_s = asyncio.run(all_unchanged())
+        assert p.helm_calls()[calls:] == [], "an unchanged reconcile called helm"
+        started = time.perf_counter()
+        for _ in range(resources):
+            subprocess.run([os.environ["FLEET_HELM"], "list", "-n", NAMESPACE, "-o", "json"], check=True,
+                           capture_output=True)
+        helm_s = time.perf_counter() - started
+        handlers.RUNTIME = None
+    return reconcile_s, helm_s
+
+
+def run(quick: bool = False) -> dict:
+    resources = 20 if quick else 100
+    with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
+        operator_s, helm_s = measure_create(Path(tmp))
+        reconcile_s, list_s = measure_unchanged(Path(tmp), resources)
+    figures = {
+        "create_to_all_releases_requested_s": round(operator_s, 3),
+        f"reconcile_{resources}_unchanged_s": round(reconcile_s, 4),
+        "reconcile_unchanged_per_resource_ms": round(reconcile_s / resources * 1000, 3),
+    }
+    baseline = {
+        "create_to_all_releases_requested_s": round(helm_s, 3),
+        f"reconcile_{resources}_unchanged_s": round(list_s, 3),
+        "reconcile_unchanged_per_resource_ms": round(list_s / resources * 1000, 3),
+    }
+    ratios = {
+        "create_to_all_releases_requested_s": round(operator_s / helm_s, 2),  # operator time / bare helm time
+        f"reconcile_{resources}_unchanged_s": round(list_s / reconcile_s, 1),  # speed-up over asking helm
+        "reconcile_unchanged_per_resource_ms": round(list_s / reconcile_s, 1),
+    }
+    targets = {
+        "create_to_all_releases_requested_s": "<= 2.0x the same releases installed with bare helm, in dependency order",
+        f"reconcile_{resources}_unchanged_s": ">= 10x cheaper than one `helm list` per resource (no Helm call)",
+        "reconcile_unchanged_per_resource_ms": ">= 10x cheaper than one `helm list`",
+    }
+    met = ratios["create_to_all_releases_requested_s"] <= 2.0 and ratios[f"reconcile_{resources}_unchanged_s"] >= 10
+    return {"component": "operator", "figures": figures, "baseline": baseline, "ratios": ratios, "targets": targets,
+            "met": met, "resources": resources, "releases_per_resource": _release_count()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="20 resources instead of 100")
+    args = parser.parse_args()
+    result = run(quick=args.quick)
+    for name, value in result["figures"].items():
+        print(f"{name:42s} {value:>10} baseline {result['baseline'][name]:>10} ratio {result['ratios'][name]:>6}  "
+              f"target {result['targets'][name]}")
+    print(f"met: {result['met']}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
