@@ -1,0 +1,352 @@
+"""The API against real PostgreSQL with data inserted here: every endpoint's answer is checked
+against the values the inserted rows imply, auth is enforced and bad input gets precise 422s."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+import pytest
+
+from api.app import create_app
+from api.security import hash_token
+from api.settings import Settings
+from contracts.records import AlertType
+from storage.migrate import migrate_up
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "fm_test-operator-token"
+NOW = datetime.now(UTC).replace(microsecond=0)
+BASE = datetime(2025, 3, 3, 0, 0, tzinfo=UTC)  # a Monday; fixed times for the time-series checks
+
+
+def alarm(alert_id, source, alert_type="co2_high", severity="warning", status="active", first=BASE, last=None, **kw):
+    return {
+        "alert_id": alert_id,
+        "alert_type": alert_type,
+        "severity": severity,
+        "status": status,
+        "source_id": source,
+        "fleet_id": kw.get("fleet_id", "fleet-a"),
+        "first_seen": first,
+        "last_seen": last or first,
+        "count": kw.get("count", 1),
+        "value": 1200.0,
+        "threshold": 1000.0,
+        "message": "m",
+        "cleared_at": kw.get("cleared_at"),
+    }
+
+
+def seed(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        sources = [
+            ("veh-1", "vehicle", "fleet-a", None, None, NOW - timedelta(seconds=5)),
+            ("veh-2", "vehicle", "fleet-a", None, None, NOW - timedelta(hours=2)),  # stale: inactive
+            ("bld-1", "building_device", "fleet-b", "site-1", "zone-a", NOW - timedelta(seconds=10)),
+            ("bld-2", "building_device", "fleet-b", "site-1", "zone-b", NOW - timedelta(seconds=10)),
+            ("hb-1", "device", "fleet-b", None, None, NOW - timedelta(seconds=20)),
+        ]
+        conn.cursor().executemany(
+            "INSERT INTO source_state (source_id, kind, fleet_id, site_id, zone_id, last_seen, last_schema, latest)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 'x', %s)",
+            [(*row, json.dumps({"speed_kmh": 50})) for row in sources],
+        )
+        conn.execute(  # hb-1 silent 20 s with a 10 s timeout: inactive even before the job flags it
+            "INSERT INTO device_inactivity VALUES ('hb-1', %s, 10, false, NULL, %s)", (NOW - timedelta(seconds=20), NOW)
+        )
+        alarms = [
+            alarm("a1", "bld-1", first=BASE + timedelta(hours=1), last=BASE + timedelta(hours=5)),
+            alarm(
+                "a2",
+                "bld-1",
+                "temperature_high",
+                "critical",
+                first=BASE + timedelta(hours=1, minutes=30),
+                last=BASE + timedelta(hours=4),
+            ),
+            alarm(
+                "a3",
+                "bld-2",
+                "humidity_high",
+                "info",
+                "cleared",
+                first=BASE + timedelta(days=1, hours=13),
+                last=BASE + timedelta(days=1, hours=14),
+                cleared_at=BASE + timedelta(days=1, hours=14),
+            ),
+            alarm(
+                "a4",
+                "veh-1",
+                "speeding",
+                "warning",
+                "acknowledged",
+                first=BASE + timedelta(hours=1),
+                last=BASE + timedelta(hours=3),
+                fleet_id="fleet-a",
+            ),
+        ]
+        columns = ", ".join(alarms[0])
+        conn.execute(
+            f"INSERT INTO alarms ({columns}) SELECT {columns} FROM jsonb_populate_recordset(NULL::alarms, %s::jsonb)",
+            (json.dumps(alarms, default=str),),
+        )
+        # Readings: pressure every 10 minutes for 3 hours, value = minute index.
+        conn.cursor().executemany(
+            "INSERT INTO readings VALUES (%s, 'veh-1', 'fleet-a', 'tire.reading', 'pressure_kpa', %s, %s)",
+            [(BASE + timedelta(minutes=10 * i), float(i), f"e{i}") for i in range(18)],
+        )
+        conn.cursor().executemany(
+            "INSERT INTO aggregates VALUES (%s, %s, 300, 'veh-1', 'fleet-a', 'tire.reading', 'pressure_kpa',"
+            " %s, %s, %s, 5)",
+            [
+                (BASE + timedelta(minutes=5 * i), BASE + timedelta(minutes=5 * i + 5), i + 0.5, i, i + 1)
+                for i in range(4)
+            ],
+        )
+        conn.cursor().executemany(
+            "INSERT INTO driving_kpis VALUES (%s, %s, 300, %s, 'fleet-a', %s, %s, %s, NULL)",
+            [
+                (BASE, BASE + timedelta(minutes=5), "veh-1", 2, 1, 50.0),
+                (BASE + timedelta(minutes=5), BASE + timedelta(minutes=10), "veh-1", 0, 0, 30.0),
+                (BASE, BASE + timedelta(minutes=5), "veh-2", 0, 1, 20.0),
+            ],
+        )
+        conn.cursor().executemany(
+            "INSERT INTO trip_metrics VALUES (%s, %s, 60, 'r-1', %s, %s, %s, %s)",
+            [
+                (BASE, BASE + timedelta(minutes=1), 2, 30.0, 600.0, 5.0),
+                (BASE + timedelta(minutes=1), BASE + timedelta(minutes=2), 1, 12.0, 300.0, 2.0),
+                (BASE + timedelta(minutes=5), BASE + timedelta(minutes=6), 4, 40.0, 100.0, 1.0),
+            ],
+        )
+
+
+@pytest.fixture
+async def client(pg_url):
+    migrate_up(pg_url)
+    seed(pg_url)
+    settings = Settings(database_url=pg_url, api_keys=((_key("operator"),)), pool_max=4)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await app.state.pool.wait()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            yield http
+
+
+def _key(name):
+    from api.security import parse_api_keys
+
+    return parse_api_keys(f"{name}:{hash_token(TOKEN)}")[0]
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def test_health_ready_and_metrics(client):
+    assert (await client.get("/health")).json() == {"status": "ok"}
+    ready = await client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["pending_migrations"] == []
+    response = await client.get("/health", headers={"X-Request-ID": "req-42"})
+    assert response.headers["x-request-id"] == "req-42"
+    metrics = (await client.get("/metrics")).text
+    assert 'fleet_api_requests_total{method="GET",route="/health",status="200"}' in metrics
+
+
+async def test_fleet_list_status_and_pagination(client):
+    page = (await client.get("/fleet", params={"limit": 3})).json()
+    assert [item["source_id"] for item in page["items"]] == ["bld-1", "bld-2", "hb-1"]
+    by_id = {item["source_id"]: item for item in page["items"]}
+    assert by_id["bld-1"]["status"] == "alarm" and by_id["bld-1"]["open_alarms"] == 2
+    assert by_id["bld-2"]["status"] == "ok" and by_id["bld-2"]["open_alarms"] == 0  # its alarm is cleared
+    assert by_id["hb-1"]["status"] == "inactive"
+    rest = (await client.get("/fleet", params={"limit": 3, "cursor": page["next_cursor"]})).json()
+    assert [item["source_id"] for item in rest["items"]] == ["veh-1", "veh-2"] and rest["next_cursor"] is None
+    assert {i["source_id"]: i["status"] for i in rest["items"]} == {"veh-1": "alarm", "veh-2": "inactive"}
+    inactive = (await client.get("/fleet", params={"status": "inactive"})).json()["items"]
+    assert [item["source_id"] for item in inactive] == ["hb-1", "veh-2"]
+    vehicles = (await client.get("/fleet", params={"kind": "vehicle"})).json()["items"]
+    assert [item["source_id"] for item in vehicles] == ["veh-1", "veh-2"]
+
+
+async def test_fleet_summary_and_detail(client):
+    summary = (await client.get("/fleet/summary")).json()
+    assert summary == {
+        "total": 5,
+        "by_status": {"ok": 1, "alarm": 2, "inactive": 2},
+        "by_kind": {"vehicle": 2, "building_device": 2, "device": 1},
+        "open_alarms_by_severity": {"info": 0, "warning": 2, "critical": 1},
+    }
+    detail = (await client.get("/fleet/bld-1")).json()
+    assert detail["site_id"] == "site-1" and detail["latest"] == {"speed_kmh": 50}
+    assert [a["alert_id"] for a in detail["alarms"]] == ["a1", "a2"] and detail["inactivity"] is None
+    heartbeat = (await client.get("/fleet/hb-1")).json()
+    assert heartbeat["inactivity"]["timeout_s"] == 10 and heartbeat["status"] == "inactive"
+    missing = await client.get("/fleet/nope")
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+
+
+async def test_trends_at_each_resolution(client):
+    window = {"metric": "pressure_kpa", "since": BASE.isoformat(), "until": (BASE + timedelta(hours=3)).isoformat()}
+    raw = (await client.get("/sources/veh-1/trends", params={**window, "resolution": "raw"})).json()
+    assert [p["avg"] for p in raw["points"]] == [float(i) for i in range(18)]
+    five = (await client.get("/sources/veh-1/trends", params={**window, "resolution": "5m"})).json()
+    assert [(p["avg"], p["min"], p["max"], p["count"]) for p in five["points"]] == [
+        (i + 0.5, i, i + 1, 5) for i in range(4)
+    ]
+    assert (await client.get("/sources/veh-1/trends", params={**window, "resolution": "1m"})).json()["points"] == []
+    hourly = (await client.get("/sources/veh-1/trends", params={**window, "resolution": "1h"})).json()["points"]
+    # Hour h holds readings 6h..6h+5: avg 6h+2.5, min 6h, max 6h+5.
+    assert [(p["avg"], p["min"], p["max"], p["count"]) for p in hourly] == [
+        (6 * h + 2.5, 6 * h, 6 * h + 5, 6) for h in range(3)
+    ]
+    daily = (
+        await client.get(
+            "/sources/veh-1/trends",
+            params={**window, "resolution": "1d", "until": (BASE + timedelta(days=1)).isoformat()},
+        )
+    ).json()
+    assert [(p["avg"], p["count"]) for p in daily["points"]] == [(8.5, 18)]
+
+
+async def test_trend_bad_input_is_named(client):
+    response = await client.get("/sources/veh-1/trends", params={"metric": "pressure_kpa", "resolution": "2m"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "resolution"]
+    response = await client.get("/sources/veh-1/trends", params={"metric": "DROP TABLE"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "metric"]
+    too_long = {"metric": "x", "resolution": "1m", "since": "2020-01-01T00:00:00Z", "until": "2021-01-01T00:00:00Z"}
+    response = await client.get("/sources/veh-1/trends", params=too_long)
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "since"]
+    naive = await client.get("/sources/veh-1/trends", params={"metric": "x", "since": "2025-01-01T00:00:00"})
+    assert naive.status_code == 422 and naive.json()["detail"][0]["loc"] == ["query", "since"]
+    reversed_range = {"metric": "x", "since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"}
+    assert (await client.get("/sources/veh-1/trends", params=reversed_range)).status_code == 422
+
+
+async def test_alarm_filters_and_cursor_pages(client):
+    everything = (await client.get("/alarms")).json()
+    assert [a["alert_id"] for a in everything["items"]] == ["a3", "a1", "a2", "a4"]
+    pages, cursor = [], None
+    while True:
+        page = (await client.get("/alarms", params={"limit": 1, **({"cursor": cursor} if cursor else {})})).json()
+        pages += [a["alert_id"] for a in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == ["a3", "a1", "a2", "a4"]
+    open_alarms = (await client.get("/alarms", params=[("status", "active"), ("status", "acknowledged")])).json()
+    assert {a["alert_id"] for a in open_alarms["items"]} == {"a1", "a2", "a4"}
+    critical = (await client.get("/alarms", params={"severity": "critical"})).json()["items"]
+    assert [a["alert_id"] for a in critical] == ["a2"]
+    typed = (await client.get("/alarms", params={"alert_type": "speeding", "source_id": "veh-1"})).json()["items"]
+    assert [a["alert_id"] for a in typed] == ["a4"]
+    timed = {"since": (BASE + timedelta(hours=4)).isoformat(), "until": (BASE + timedelta(hours=6)).isoformat()}
+    assert [a["alert_id"] for a in (await client.get("/alarms", params=timed)).json()["items"]] == ["a1", "a2"]
+    assert (await client.get("/alarms/a2")).json()["severity"] == "critical"
+    assert (await client.get("/alarms/zzz")).status_code == 404
+
+
+async def test_alarm_bad_input(client):
+    response = await client.get("/alarms", params={"status": "open"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "status", 0]
+    response = await client.get("/alarms", params={"limit": 100000})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "limit"]
+    response = await client.get("/alarms", params={"cursor": "not-a-cursor"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "cursor"]
+    response = await client.get("/alarms", params={"source_id": "x' OR '1'='1"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "source_id"]
+
+
+async def test_alarm_counts(client):
+    by_type = (await client.get("/alarms/counts")).json()
+    assert by_type["total"] == 4 and set(by_type["counts"]) == {t.value for t in AlertType}
+    assert by_type["counts"]["co2_high"] == 1 and by_type["counts"]["battery_low"] == 0
+    by_status = (await client.get("/alarms/counts", params={"by": "status"})).json()["counts"]
+    assert by_status == {"active": 2, "acknowledged": 1, "cleared": 1}
+    open_by_severity = (await client.get("/alarms/counts", params={"by": "severity", "status": "active"})).json()
+    assert open_by_severity["counts"] == {"info": 0, "warning": 1, "critical": 1}
+
+
+async def test_acknowledge_and_clear_need_a_key(client):
+    assert (await client.post("/alarms/a1/acknowledge")).status_code == 401
+    wrong = await client.post("/alarms/a1/acknowledge", headers={"Authorization": "Bearer wrong"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    assert (await client.get("/alarms/a1")).json()["status"] == "active"  # nothing changed
+    acked = await client.post("/alarms/a1/acknowledge", headers=AUTH)
+    assert acked.status_code == 200
+    body = acked.json()
+    assert body["status"] == "acknowledged" and body["acknowledged_by"] == "operator" and body["acknowledged_at"]
+    again = await client.post("/alarms/a1/acknowledge", headers={"X-API-Key": TOKEN})
+    assert again.status_code == 200 and again.json()["acknowledged_at"] == body["acknowledged_at"]
+    cleared = await client.post("/alarms/a1/clear", headers=AUTH)
+    assert cleared.json()["status"] == "cleared" and cleared.json()["cleared_at"]
+    assert (await client.post("/alarms/a1/clear", headers=AUTH)).status_code == 409
+    assert (await client.post("/alarms/a1/acknowledge", headers=AUTH)).status_code == 409
+    assert (await client.post("/alarms/missing/clear", headers=AUTH)).status_code == 404
+
+
+async def test_read_auth_when_configured(pg_url):
+    migrate_up(pg_url)
+    app = create_app(Settings(database_url=pg_url, api_keys=(_key("grafana"),), read_auth=True))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+            assert (await http.get("/alarms")).status_code == 401
+            assert (await http.get("/alarms", headers=AUTH)).status_code == 200
+            assert (await http.get("/health")).status_code == 200  # probes stay open
+
+
+async def test_heatmaps(client):
+    window = {"since": BASE.isoformat(), "until": (BASE + timedelta(days=2)).isoformat()}
+    hourly = (await client.get("/heatmaps/alarms/hourly", params=window)).json()["cells"]
+    assert hourly == [
+        {"day": "2025-03-03", "hour": 1, "count": 3},
+        {"day": "2025-03-04", "hour": 13, "count": 1},
+    ]
+    zones = (await client.get("/heatmaps/alarms/zones", params=window)).json()["cells"]
+    assert zones == [
+        {"site_id": "site-1", "zone_id": "zone-a", "count": 2},
+        {"site_id": "site-1", "zone_id": "zone-b", "count": 1},
+    ]
+    co2 = (await client.get("/heatmaps/alarms/zones", params={**window, "alert_type": "co2_high"})).json()["cells"]
+    assert co2 == [{"site_id": "site-1", "zone_id": "zone-a", "count": 1}]
+    too_wide = await client.get("/heatmaps/alarms/hourly", params={"since": "2020-01-01T00:00:00Z"})
+    assert too_wide.status_code == 422 and too_wide.json()["detail"][0]["loc"] == ["query", "since"]
+
+
+async def test_inactive_devices_now(client):
+    body = (await client.get("/devices/inactive")).json()
+    assert body["count"] == 1 and body["items"][0]["device_id"] == "hb-1"
+    assert 19 <= body["items"][0]["silent_for_s"] < 120
+
+
+async def test_driving_kpis(client):
+    window = {"since": BASE.isoformat(), "until": (BASE + timedelta(hours=1)).isoformat()}
+    body = (await client.get("/kpis/driving", params=window)).json()
+    assert body["window_s"] == 300
+    veh1, veh2 = body["vehicles"]
+    assert veh1 == {
+        "source_id": "veh-1",
+        "interventions": 2,
+        "disengagements": 1,
+        "distance_km": 80.0,
+        "km_per_intervention": 40.0,
+        "interventions_per_1000km": 25.0,
+    }
+    assert veh2["km_per_intervention"] is None and veh2["interventions_per_1000km"] == 0.0
+    assert body["fleet"]["km_per_intervention"] == 50.0 and body["fleet"]["interventions_per_1000km"] == 20.0
+
+
+async def test_region_trip_metrics(client):
+    window = {"since": BASE.isoformat(), "until": (BASE + timedelta(hours=1)).isoformat()}
+    minute = (await client.get("/metrics/region/r-1", params={**window, "window": "1m"})).json()
+    assert minute["base_window_s"] == 60 and [w["trips"] for w in minute["windows"]] == [2, 1, 4]
+    five = (await client.get("/metrics/region/r-1", params={**window, "window": "5m"})).json()["windows"]
+    assert [(w["trips"], w["revenue"], w["avg_duration_s"]) for w in five] == [(3, 42.0, 500.0), (4, 40.0, 100.0)]
+    assert five[0]["window_end"].startswith("2025-03-03T00:05:00")
+    unknown = (await client.get("/metrics/region/r-9", params=window)).json()
+    assert unknown["windows"] == [] and unknown["base_window_s"] is None
+    assert (await client.get("/metrics/region/r-1", params={"window": "7m"})).status_code == 422
