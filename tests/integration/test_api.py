@@ -23,7 +23,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 BASE = datetime(2025, 3, 3, 0, 0, tzinfo=UTC)  # a Monday; fixed times for the time-series checks
 
 
-def alarm(alert_id, source, alert_type="co2_high", severity="warning", status="active", first=BASE, last=None, **kw):
+def alarm(alert_id, source, alert_type="co2_high", severity="warning", status="active", first=BASE, last=None, **kw):  # noqa: PLR0917
     return {
         "alert_id": alert_id,
         "alert_type": alert_type,
@@ -292,11 +292,11 @@ async def test_acknowledge_and_clear_need_a_key(client):
 async def test_read_auth_when_configured(pg_url):
     migrate_up(pg_url)
     app = create_app(Settings(database_url=pg_url, api_keys=(_key("grafana"),), read_auth=True))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
-            assert (await http.get("/alarms")).status_code == 401
-            assert (await http.get("/alarms", headers=AUTH)).status_code == 200
-            assert (await http.get("/health")).status_code == 200  # probes stay open
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        assert (await http.get("/alarms")).status_code == 401
+        assert (await http.get("/alarms", headers=AUTH)).status_code == 200
+        assert (await http.get("/health")).status_code == 200  # probes stay open
 
 
 async def test_heatmaps(client):
