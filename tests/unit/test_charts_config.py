@@ -4,6 +4,7 @@ Flink/Kafka/TimescaleDB wiring is what the other components expect."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import shutil
 from pathlib import Path
@@ -207,7 +208,8 @@ def test_flink_config_matches_the_containers(environment: str) -> None:
 
 def test_database_secret_carries_every_key_clients_read() -> None:
     docs = render("timescaledb", "prod")
-    secret = find(docs, "Secret", "fleet-monitor-timescaledb")[0]["stringData"]
+    data = find(docs, "Secret", "fleet-monitor-timescaledb")[0]["data"]
+    secret = {key: base64.b64decode(value).decode() for key, value in data.items()}
     assert set(secret) == {"username", "password", "database", "host", "port", "sslmode", "database-url"}
     assert secret["database-url"].endswith("?sslmode=require")
     assert len(secret["password"]) >= 32
