@@ -14,10 +14,10 @@ import json
 from contracts.events import EVENT_MODELS, SCHEMA_VERSION, Event
 
 ENVELOPE_CONSTANTS = ("schema_", "version")
+"""Fields the template bakes in; every other field is a value the caller supplies, in model order."""
 ONE_DECIMAL = "%.1f"
 """For float fields of one decimal: '%.1f' of x is exactly pydantic's text for float('%.1f' % x),
 and formatting is cheaper than round() followed by repr()."""
-"""Fields the template bakes in; every other field is a value the caller supplies, in model order."""
 
 
 def field_names(schema_name: str) -> tuple[str, ...]:
@@ -38,17 +38,33 @@ class Template:
         actual = field_names(schema_name)
         if actual != expected_fields:
             raise RuntimeError(f"contract {schema_name} fields changed: {actual} (generator knows {expected_fields})")
-        parts = [f'{{"schema":"{schema_name}","version":{SCHEMA_VERSION}']
+        self._head = f'{{"schema":"{schema_name}","version":{SCHEMA_VERSION}'
+        self._slots = []
         for name in actual:
             info = model.model_fields[name]
-            key = info.alias or name
             placeholder = ONE_DECIMAL if name in one_decimal else _placeholder(info.annotation)
-            parts.append(f',"{key}":{placeholder}')
-        parts.append("}")
+            self._slots.append((name, info.alias or name, placeholder))
         self.schema_name = schema_name
         self.fields = actual
         self.one_decimal = one_decimal
-        self.format = "".join(parts)
+        self.format = self._head + "".join(f',"{key}":{placeholder}' for _, key, placeholder in self._slots) + "}"
+
+    def bind(self, id_prefix: str, constants: dict) -> str:
+        """A format string for one source: `constants` (field -> value, encoded as for `render`)
+        are baked in, event_id becomes `<id_prefix><index>` and event_time `<prefix><millis>Z`.
+        It takes (index, time prefix 'YYYY-mm-ddTHH:MM:SS.', millis, *remaining fields in order)."""
+        parts = [self._head]
+        for name, key, placeholder in self._slots:
+            if name == "event_id":
+                value = '"' + id_prefix.replace("%", "%%") + '%d"'
+            elif name == "event_time":
+                value = '"%s%03dZ"'
+            elif name in constants:
+                value = (placeholder % constants[name]).replace("%", "%%")
+            else:
+                value = placeholder
+            parts.append(f',"{key}":{value}')
+        return "".join(parts) + "}"
 
     def render(self, values: tuple) -> str:
         return self.format % values

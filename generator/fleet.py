@@ -155,7 +155,11 @@ class Vehicle:
         if rng.random() < 0.5:
             return ObjectClass.CAR, distance, rng.random() * 5.0  # receding: no risk
         # Closing, but with a time to collision well above the alarm's clear level.
-        return rng.choice(CLOSING_CLASSES), distance, -distance / (MIN_SAFE_TTC_S + rng.random() * 14.0)
+        return (
+            CLOSING_CLASSES[int(rng.random() * len(CLOSING_CLASSES))],
+            distance,
+            -distance / (MIN_SAFE_TTC_S + rng.random() * 14.0),
+        )
 
     def trip_due(self, dt_s: float) -> bool:
         self.trip_rounds += 1

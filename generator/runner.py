@@ -136,6 +136,8 @@ def run(
                 _progress(stats, sink, source, now - started)
         stats.stopped_early = stop.is_set()
     finally:
+        if hasattr(source, "close"):
+            source.close()
         sink.close()
         stats.elapsed_s = time.monotonic() - started
         stats.errors = sink.errors

@@ -4,6 +4,11 @@
 Event k carries event_time `start + k / rate` and event_id `e<seed>-<k>`, so the same config
 gives byte-identical output. Perturbations draw from their own random stream: turning them on
 changes only the perturbed events.
+
+Speed: each source's events go through a `Channel`, a format string derived from the contract
+model with the source's constant fields baked in (see encoding.Template.bind). The hot path is a
+single %-format per event; anything unusual (a scenario's source, a perturbed event, --validate)
+first goes through `_emit_special`, which builds the full field set.
 """
 
 from __future__ import annotations
@@ -11,15 +16,22 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from collections import Counter
 
 from contracts.events import AutopilotState, DrivingEventType
 from contracts.topics import EVENT_TOPICS
 from generator.clock import SimClock, from_ms
 from generator.config import SimConfig
-from generator.encoding import Template, reference_json
+from generator.encoding import Template, legacy_heartbeat, reference_json
 from generator.fleet import HeartbeatDevice, Vehicle, Zone
-from generator.scenarios import Expectations, ExpectationTracker, MalformedExpectation, ShiftedExpectation
+from generator.scenarios import (
+    DrivingCounts,
+    Expectations,
+    ExpectationTracker,
+    MalformedExpectation,
+    ShiftedExpectation,
+)
 from generator.scenarios import build_scenarios as _build_scenarios
 
 ENVELOPE = ("event_id", "source_id", "event_time", "fleet_id")
@@ -60,7 +72,7 @@ TEMPLATES = {
     family: Template(family, ENVELOPE + fields, ONE_DECIMAL_FIELDS & set(fields))
     for family, fields in FAMILY_FIELDS.items()
 }
-LEGACY_HEARTBEAT = '{"event-id":"%s","device-id":"%s","time":"%s"}'
+OPTIONAL_FIELDS = frozenset({"speed_limit_kmh", "reason", "timeout_s"})
 
 PERTURBABLE = frozenset({"tire.reading", "vehicle.telemetry", "perception.event", "building.reading", "trip"})
 """Driving events and heartbeats stay intact: their counts and gaps are promised exactly."""
@@ -72,6 +84,56 @@ CORRUPTED_FIELD = {
     "building.reading": "co2_ppm",
     "trip": "fare",
 }
+
+
+class Channel:
+    """One source's stream of one family: topic, key and a format string with its constants."""
+
+    __slots__ = (
+        "_optional_at",
+        "constants",
+        "family",
+        "format",
+        "format_needs_encoding",
+        "key",
+        "legacy",
+        "slow",
+        "topic",
+        "variables",
+    )
+
+    def __init__(self, family: str, source_id: str, fleet_id: str, id_prefix: str, *, constants: dict, legacy=False):
+        self.family, self.key, self.topic, self.legacy = family, source_id, EVENT_TOPICS[family], legacy
+        self.constants = {"source_id": source_id, "fleet_id": fleet_id, **constants}
+        self.variables = tuple(name for name in FAMILY_FIELDS[family] if name not in constants)
+        self.slow = False
+        encoded = {name: _encode(name, value) for name, value in self.constants.items()}
+        if legacy:  # the legacy heartbeat's own wire form, built the same way
+            self.format = '{"event-id":"' + id_prefix + '%d","device-id":"' + source_id + '","time":"%s%03dZ"}'
+        else:
+            self.format = TEMPLATES[family].bind(id_prefix, encoded)
+        self._optional_at = tuple(i for i, name in enumerate(self.variables) if name in OPTIONAL_FIELDS)
+        self.format_needs_encoding = bool(self._optional_at)
+
+    def fields(self, values: tuple) -> tuple:
+        """The family's full field tuple (FAMILY_FIELDS order) from this channel's variable values."""
+        merged = dict(zip(self.variables, values, strict=True))
+        return tuple(merged[name] if name in merged else self.constants[name] for name in FAMILY_FIELDS[self.family])
+
+    def encode(self, values: tuple) -> list:
+        """Values with the optional fields encoded as the format expects (null, a number, a string)."""
+        encoded = list(values)
+        for i in self._optional_at:
+            encoded[i] = _encode(self.variables[i], encoded[i])
+        return encoded
+
+
+def _encode(name: str, value):
+    if name in OPTIONAL_FIELDS:
+        if value is None:
+            return "null"
+        return json.dumps(value) if isinstance(value, str) else repr(value)
+    return value
 
 
 class Simulator:
@@ -91,12 +153,14 @@ class Simulator:
         self._build_sources()
         self.scenarios = _build_scenarios(config, self)
         self.tracker = ExpectationTracker(config, self.scenarios, self.zones)
+        self._build_channels()
         self._shares = self._perturbation_shares()
         self._round_start_ms = self.clock.start_ms
         self._start_ms, self._ms_per_event = self.clock.start_ms, self.clock.ms_per_event
-        self._time_text, self._fleet_id = self.clock.text, config.fleet_id
+        self._second, self._time_prefix = -1, ""
         self._next_perturbation = self._schedule_perturbation(-1)
         self._out: list[tuple[str, str, str]] = []
+        self._records: list[tuple[Channel, tuple]] = []
 
     # ------------------------------------------------------------------ set-up
 
@@ -118,6 +182,32 @@ class Simulator:
             for i in range(config.heartbeat_devices):
                 device = HeartbeatDevice(i, i in legacy)
                 self.heartbeats[device.id] = device
+
+    def _build_channels(self) -> None:
+        def channel(family: str, source_id: str, constants: dict | None = None, legacy: bool = False) -> Channel:
+            built = Channel(
+                family, source_id, self.config.fleet_id, self._id_prefix, constants=constants or {}, legacy=legacy
+            )
+            # Driving events are rare and counted per vehicle, so they always take the special path.
+            built.slow = self.validate or source_id in self.tracker.watch or family == "driving.event"
+            return built
+
+        self.channels: dict[str, dict[str, Channel]] = {}
+        for vehicle in self.vehicles.values():
+            self.channels[vehicle.id] = {
+                family: channel(family, vehicle.id)
+                for family in ("vehicle.telemetry", "perception.event", "driving.event", "trip")
+            }
+            self.channels[vehicle.id]["tires"] = [
+                channel("tire.reading", vehicle.id, {"tire_position": code}) for code in vehicle.tire_codes
+            ]
+        for zone in self.zones.values():
+            for device_id in zone.device_ids:
+                constants = {"site_id": zone.site_id, "zone_id": zone.id}
+                self.channels[device_id] = {"building.reading": channel("building.reading", device_id, constants)}
+        for device in self.heartbeats.values():
+            heartbeat = channel("device.heartbeat", device.id, {"timeout_s": None}, device.legacy)
+            self.channels[device.id] = {"device.heartbeat": heartbeat}
 
     def _perturbation_shares(self) -> tuple[float, float, float]:
         """Cumulative thresholds for one uniform draw: malformed, then late, then out-of-order."""
@@ -149,21 +239,23 @@ class Simulator:
         self._round_start_ms = now
         for scenario in self.scenarios:
             scenario.apply(self, scenario.phase(self.round))
+        self._records = []
         self._vehicles(dt_s)
         self._buildings(now)
         self._heartbeats()
         self.round += 1
+        self._render(self._records)
         self.per_topic.update([topic for topic, _, _ in self._out])
         return self._out
 
     def _vehicles(self, dt_s: float) -> None:
-        rng, emit = self.rng, self._emit
+        rng, emit = self.rng, self._records.append
         telemetry, tires, perception, trips = (
             self.config.wants(family) for family in ("vehicle.telemetry", "tire.reading", "perception.event", "trip")
         )
         for vehicle in self.vehicles.values():
             vehicle.step(dt_s, rng)
-            vid = vehicle.id
+            channels = self.channels[vehicle.id]
             if telemetry:
                 fields = (
                     vehicle.speed,
@@ -174,20 +266,20 @@ class Simulator:
                     vehicle.odometer,
                     vehicle.autopilot.value,
                 )
-                emit("vehicle.telemetry", vid, fields)
+                emit((channels["vehicle.telemetry"], fields))
             if tires:
                 temps = vehicle.tire_temp
-                for i, position in enumerate(vehicle.tire_codes):
-                    emit("tire.reading", vid, (position, vehicle.pressure(i), temps[i]))
+                for i, tire_channel in enumerate(channels["tires"]):
+                    emit((tire_channel, (vehicle.pressure(i), temps[i])))
             if perception:
                 object_class, distance, relative = vehicle.perception(rng)
-                emit("perception.event", vid, (object_class.value, distance, relative))
-            self._driving(vehicle)
+                emit((channels["perception.event"], (object_class.value, distance, relative)))
+            self._driving(vehicle, channels["driving.event"])
             if vehicle.trip_due(dt_s) and trips:
                 trip_id, region, fare, duration, distance = vehicle.finish_trip()
-                emit("trip", vid, (trip_id, region, round(fare, 2), duration, distance))
+                emit((channels["trip"], (trip_id, region, round(fare, 2), duration, distance)))
 
-    def _driving(self, vehicle: Vehicle) -> None:
+    def _driving(self, vehicle: Vehicle, channel: Channel) -> None:
         if self.rng.random() < 0.002 and vehicle.autopilot == AutopilotState.ENGAGED:
             vehicle.pending_driving.append((DrivingEventType.INTERVENTION, "driver took over"))
         if not self.config.wants("driving.event"):
@@ -196,80 +288,96 @@ class Simulator:
         for event_type, reason in vehicle.pending_driving:
             if event_type == DrivingEventType.DISENGAGEMENT:
                 vehicle.autopilot = AutopilotState.OFF
-            self._emit("driving.event", vehicle.id, (event_type.value, vehicle.odometer, reason))
-            counts = self.tracker.result.driving.setdefault(vehicle.id, _driving_counts())
-            if event_type == DrivingEventType.INTERVENTION:
-                counts.interventions += 1
-            else:
-                counts.disengagements += 1
+            self._records.append((channel, (event_type.value, vehicle.odometer, reason)))
         vehicle.pending_driving.clear()
 
     def _buildings(self, now_ms: int) -> None:
-        if not self.zones:
-            return
-        rng, emit = self.rng, self._emit
+        rng, emit = self.rng, self._records.append
         hour = (now_ms // 1000 % 86400) / 3600.0
         for zone in self.zones.values():
             zone.step(hour, rng)
             for device_id in zone.device_ids:
-                fields = (
-                    zone.site_id,
-                    zone.id,
-                    zone.co2(rng),
-                    zone.temperature(rng),
-                    zone.humidity(rng),
-                    zone.occupancy,
-                )
-                emit("building.reading", device_id, fields)
+                fields = (zone.co2(rng), zone.temperature(rng), zone.humidity(rng), zone.occupancy)
+                emit((self.channels[device_id]["building.reading"], fields))
 
     def _heartbeats(self) -> None:
         for device in self.heartbeats.values():
             if device.silent_until_ms is not None:
-                if self.now_ms() < device.silent_until_ms:
+                if self.clock.ms_at(self.index + len(self._records)) < device.silent_until_ms:
                     continue
                 device.silent_until_ms = None
-            self._emit("device.heartbeat", device.id, (None,), legacy=device.legacy)
+            self._records.append((self.channels[device.id]["device.heartbeat"], ()))
 
     # ------------------------------------------------------------------ emitting one event
 
-    def _emit(self, family: str, source_id: str, fields: tuple, legacy: bool = False) -> None:
-        index = self.index
-        if index >= self.limit:
+    def _render(self, records: list[tuple[Channel, tuple]]) -> None:
+        """Number, time-stamp and format the round's events (the hot loop: locals only)."""
+        append = self._out.append
+        index, limit, start_ms, ms_per_event = self.index, self.limit, self._start_ms, self._ms_per_event
+        second, prefix, next_special = self._second, self._time_prefix, self._next_perturbation
+        strftime, gmtime = time.strftime, time.gmtime
+        for channel, values in records:
+            if index >= limit:
+                self.done = True
+                break
+            ms = start_ms + int(index * ms_per_event)
+            if channel.slow or index >= next_special:
+                ms = self._emit_special(channel, values, index, ms)
+                next_special = self._next_perturbation
+                if ms is None:
+                    index += 1
+                    continue
+            sec, millis = divmod(ms, 1000)
+            if sec != second:
+                second, prefix = sec, strftime("%Y-%m-%dT%H:%M:%S.", gmtime(sec))
+            encoded = channel.encode(values) if channel.format_needs_encoding else values
+            append((channel.topic, channel.key, channel.format % (index, prefix, millis, *encoded)))
+            index += 1
+        self.index, self._second, self._time_prefix = index, second, prefix
+        if index >= limit:
             self.done = True
-            return
-        self.index = index + 1
-        ms = self._start_ms + int(index * self._ms_per_event)
+
+    def _emit_special(self, channel: Channel, values: tuple, index: int, ms: int) -> int | None:
+        """Scenario sources (observed by the oracle), perturbed events and --validate runs.
+        Returns the event time for the fast path, or None when the event is already out."""
+        family, source_id = channel.family, channel.key
+        if not (channel.slow or family in PERTURBABLE):
+            return ms  # the next perturbation waits for an event that can take it
+        fields = channel.fields(values)
         event_id = f"{self._id_prefix}{index}"
-        topic = EVENT_TOPICS[family]
+        if family == "driving.event":
+            self._count_driving(source_id, fields[0])
         if source_id in self.tracker.watch:
             self.tracker.observe(family, source_id, ms, TEMPLATES[family].wire_values(fields))
         elif index >= self._next_perturbation and family in PERTURBABLE:
             self._next_perturbation = self._schedule_perturbation(index)
             roll = self.perturb_rng.random() * self._shares[2]
             if roll < self._shares[0]:
-                self._out.append((topic, source_id, self._malformed(index, family, source_id, ms, fields)))
-                return
-            ms = self._shift(roll < self._shares[1], event_id, topic, source_id, ms)
-        if legacy:
-            payload = LEGACY_HEARTBEAT % (event_id, source_id, self._time_text(ms))
-        elif self.validate:
-            payload = reference_json(family, self._as_dict(family, event_id, source_id, ms, fields))
+                self._out.append((channel.topic, source_id, self._malformed(index, family, source_id, ms, fields)))
+                return None
+            ms = self._shift(roll < self._shares[1], event_id, channel.topic, source_id, ms)
+        if not self.validate:
+            return ms
+        if channel.legacy:
+            payload = legacy_heartbeat(event_id, source_id, self.clock.text(ms))
         else:
-            payload = TEMPLATES[family].format % (
-                event_id,
-                source_id,
-                self._time_text(ms),
-                self._fleet_id,
-                *(_encode_optionals(family, fields) if family in OPTIONAL_FAMILIES else fields),
-            )
-        self._out.append((topic, source_id, payload))
+            payload = reference_json(family, self._as_dict(family, event_id, source_id, ms, fields))
+        self._out.append((channel.topic, source_id, payload))
+        return None
+
+    def _count_driving(self, vehicle_id: str, event_type: str) -> None:
+        counts = self.tracker.result.driving.setdefault(vehicle_id, DrivingCounts())
+        if event_type == DrivingEventType.INTERVENTION:
+            counts.interventions += 1
+        else:
+            counts.disengagements += 1
 
     def _schedule_perturbation(self, index: int) -> float:
         """Index of the next perturbed event: geometric gaps give each event the configured share
         at one random draw per perturbation instead of one per event."""
         share = self._shares[2]
         if share <= 0:
-            return float("inf")
+            return math.inf
         if share >= 1:
             return index + 1
         return index + 1 + int(math.log(1.0 - self.perturb_rng.random()) / math.log(1.0 - share))
@@ -320,30 +428,10 @@ class Simulator:
 
 
 def _limit(config: SimConfig) -> float:
-    limits = [float("inf")]
+    limits = [math.inf]
     if config.count is not None:
         limits.append(config.count)
     if config.duration_s is not None:
         # Event k is at start + k/rate: the events strictly inside the duration.
-        limits.append(-(-config.duration_s * config.rate // 1))
+        limits.append(math.ceil(config.duration_s * config.rate))
     return min(limits)
-
-
-def _driving_counts():
-    from generator.scenarios import DrivingCounts
-
-    return DrivingCounts()
-
-
-OPTIONAL_FAMILIES = frozenset({"vehicle.telemetry", "driving.event", "device.heartbeat"})
-
-
-def _encode_optionals(family: str, fields: tuple) -> tuple:
-    # Only telemetry's posted limit, a driving event's reason and a heartbeat's timeout are optional.
-    if family == "vehicle.telemetry":
-        return (fields[0], "null" if fields[1] is None else repr(fields[1]), *fields[2:])
-    if family == "driving.event":
-        return (fields[0], fields[1], "null" if fields[2] is None else json.dumps(fields[2]))
-    if family == "device.heartbeat":
-        return ("null" if fields[0] is None else repr(fields[0]),)
-    return fields
