@@ -92,9 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from generator.cli import config_from_args, install_stop_handlers, run_simulation
+    from generator.cli import install_stop_handlers, make_simulator, run_simulation
     from generator.runner import setup_logging
-    from generator.simulator import Simulator
     from generator.sinks import KafkaSink
 
     parser = build_parser()
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--partitions must be >= 1, got {args.partitions}")
     setup_logging(args.log_level)
     try:
-        simulator = Simulator(config_from_args(args), validate=args.validate)
+        simulator = make_simulator(args)
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
     stop = threading.Event()
@@ -113,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         if stop.is_set():
             return 0
         sink = KafkaSink(broker.broker.bootstrap)
-        stats, _ = run_simulation(args, sink, stop, simulator)
+        stats = run_simulation(args, sink, stop, simulator)
     summary = stats.to_dict()
     log.info("summary", extra=summary)
     print(_table(summary), file=sys.stderr)
