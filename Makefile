@@ -45,3 +45,19 @@ undeploy-%: setup ## undeploy-dev|qa|prod: delete the FleetMonitor (releases rem
 
 port-forward-%: setup ## port-forward-dev|qa|prod: Grafana, API and Flink UIs on localhost, prints URLs and credentials
 	@scripts/port-forward.sh $*
+
+# --- charts (charts/*, dashboards, Vector config, Prometheus rules, environments/*/values) -------
+.PHONY: charts-lint charts-sync test-charts
+CHART_TESTS := tests/unit/test_charts_render.py tests/unit/test_charts_config.py tests/unit/test_prometheus_rules.py \
+	tests/integration/test_dashboards.py tests/integration/test_vector.py tests/integration/test_charts_install.py
+
+charts-lint: setup ## helm lint --strict every chart with every environment overlay, promtool the rules
+	@for c in kafka flink-job timescaledb vector grafana api generator; do for e in dev qa prod; do \
+	  .tools/bin/helm lint --strict --quiet charts/$$c -f environments/$$e/values/$$c.yaml || exit 1; done; done
+	@promtool check rules charts/*/rules/*.rules.yaml
+
+charts-sync: setup ## regenerate the chart copies of contracts (topics, thresholds) and the Grafana dashboards
+	@$(PY) scripts/sync-chart-config.py && $(PY) scripts/build-dashboards.py
+
+test-charts: setup ## chart tests: lint, kubernetes-validate, policies, dashboards SQL, Vector SQL, promtool, helm install/upgrade
+	@$(PY) -m pytest $(CHART_TESTS) $(ARGS)
