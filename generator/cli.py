@@ -143,7 +143,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--validate", action="store_true", help="build and validate every event with its contract model (slow)"
     )
     parser.add_argument("--pipeline", action="store_true", help="generate in a child process (high rates; same output)")
-    parser.add_argument("--metrics-address", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)")
+    parser.add_argument(
+        "--metrics-address", default="0.0.0.0", help="address --metrics-port binds (0.0.0.0, so probes can reach it)"
+    )
     parser.add_argument("--metrics-port", type=_number(int, 0, 65535), help="serve Prometheus metrics on this port")
     parser.add_argument("--progress-interval", type=POSITIVE, default=5.0, help="seconds between progress lines (5)")
     parser.add_argument("--expectations-out", type=Path, help="write what the scenarios promise (JSON) at the end")
@@ -225,7 +227,9 @@ def run_simulation(args, sink, stop: threading.Event, source) -> RunStats:
     server = None
     if args.metrics_port is not None:
         server = Metrics(stats, source, sink).serve(args.metrics_port, args.metrics_address)
-        log.info("metrics served", extra={"url": f"http://{args.metrics_address}:{args.metrics_port}/metrics"})
+        log.info(
+            "metrics served", extra={"address": args.metrics_address, "port": args.metrics_port, "path": "/metrics"}
+        )
     try:
         run(source, sink, stop, paced=not args.max_speed, progress_interval_s=args.progress_interval, stats=stats)
     finally:
