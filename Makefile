@@ -61,3 +61,15 @@ charts-sync: setup ## regenerate the chart copies of contracts (topics, threshol
 
 test-charts: setup ## chart tests: lint, kubernetes-validate, policies, dashboards SQL, Vector SQL, promtool, helm install/upgrade
 	@$(PY) -m pytest $(CHART_TESTS) $(ARGS)
+
+# --- generator (fleet simulator: generator/, devstack/run.py) ------------------------------------
+.PHONY: generate test-generator bench-generator
+
+generate: setup ## run the fleet simulator (ARGS="--count 20 --seed 1"; --help lists every option)
+	@$(PY) -m generator $(ARGS)
+
+test-generator: setup ## generator tests: unit, then against the real broker (incl. make run's SIGTERM stop)
+	@$(PY) -m pytest tests/unit/test_generator.py tests/unit/test_generator_runtime.py tests/integration/test_generator_kafka.py $(ARGS)
+
+bench-generator: setup ## simulator produce rate vs a bare confluent-kafka loop of the same messages
+	@$(PY) -m tests.bench.bench_generator $(ARGS)
