@@ -73,3 +73,28 @@ test-generator: setup ## generator tests: unit, then against the real broker (in
 
 bench-generator: setup ## simulator produce rate vs a bare confluent-kafka loop of the same messages
 	@$(PY) -m tests.bench.bench_generator $(ARGS)
+
+# --- storage and api (storage/ migrations and policies, api/ FastAPI service) --------------------
+.PHONY: migrate migrate-status api test-storage test-api bench-api
+STORAGE_API_TESTS := tests/unit/test_storage_policies.py tests/unit/test_api_security.py \
+	tests/integration/test_storage_migrations.py tests/integration/test_storage_timescale.py \
+	tests/integration/test_api.py tests/integration/test_api_fuzz.py
+
+migrate: setup ## apply schema migrations and TimescaleDB policies to DATABASE_URL (ARGS="--retention readings=7 days")
+	@$(PY) -m storage.migrate up $(ARGS)
+
+migrate-status: setup ## show applied/pending migrations and TimescaleDB policies of DATABASE_URL
+	@$(PY) -m storage.migrate status $(ARGS)
+
+api: setup ## run the API on DATABASE_URL (ARGS="--port 8000"; API_KEYS, API_READ_AUTH, API_CORS_ORIGINS)
+	@$(PY) -m api $(ARGS)
+
+test-storage: setup ## storage tests: migrations on PostgreSQL and on the real TimescaleDB engine (PGlite)
+	@$(PY) -m pytest tests/unit/test_storage_policies.py tests/integration/test_storage_migrations.py \
+	  tests/integration/test_storage_timescale.py $(ARGS)
+
+test-api: setup ## storage + API tests: every endpoint on real PostgreSQL, auth, 422s, schemathesis fuzz
+	@$(PY) -m pytest $(STORAGE_API_TESTS) $(ARGS)
+
+bench-api: setup ## API p50/p99/rps (fleet, trends, alarms) on 1M readings vs a SELECT 1 endpoint
+	@$(PY) -m tests.bench.bench_api $(ARGS)

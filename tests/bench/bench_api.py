@@ -1,0 +1,239 @@
+"""API latency under concurrent load: one million readings, 10k sources, real PostgreSQL.
+
+Fleet status, trends and alarm listing are measured against a bare `SELECT 1` endpoint served by
+the same process, pool and middleware in the same run (the baseline). Target: fleet status p99
+under 50 ms.
+
+    python -m tests.bench.bench_api [--quick]         # run, print, write results/api.json
+    python -m tests.bench.bench_api serve --port N --database-url URL   # (internal) the server
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+
+from devstack import PrivatePostgres, postgres_url
+from devstack.ports import free_port, wait_until
+from storage.migrate import migrate_up
+
+RESULTS = Path(__file__).parent / "results" / "api.json"
+SOURCES = 10_000
+READINGS_PER_SOURCE = 100  # 1,000,000 readings
+CONCURRENCY = 16
+TARGET_P99_MS = 50.0
+T0 = "2025-06-01 00:00:00+00"
+
+_LOAD = [
+    # 8k vehicles, 2k building devices across 20 sites x 10 zones.
+    f"""INSERT INTO source_state (source_id, kind, fleet_id, site_id, zone_id, last_seen, last_schema, latest)
+    SELECT format('src-%s', lpad(i::text, 5, '0')), CASE WHEN i < 8000 THEN 'vehicle' ELSE 'building_device' END,
+           'fleet-' || (i % 10), CASE WHEN i >= 8000 THEN 'site-' || (i % 20) END,
+           CASE WHEN i >= 8000 THEN 'zone-' || (i % 10) END, now() - (i % 600) * interval '1 second', 'x', '{{}}'
+    FROM generate_series(0, {SOURCES - 1}) i""",
+    f"""INSERT INTO readings
+    SELECT '{T0}'::timestamptz + m * interval '1 minute', format('src-%s', lpad(i::text, 5, '0')), 'fleet-' || (i % 10),
+           'tire.reading', 'pressure_kpa', 200 + (i * 7 + m) % 50, format('e-%s-%s', i, m)
+    FROM generate_series(0, {SOURCES - 1}) i, generate_series(0, {READINGS_PER_SOURCE - 1}) m""",
+    f"""INSERT INTO aggregates
+    SELECT '{T0}'::timestamptz + w * interval '5 minutes', '{T0}'::timestamptz + (w + 1) * interval '5 minutes', 300,
+           format('src-%s', lpad(i::text, 5, '0')), 'fleet-' || (i % 10), 'tire.reading', 'pressure_kpa',
+           220, 200, 249, 5
+    FROM generate_series(0, {SOURCES - 1}) i, generate_series(0, {READINGS_PER_SOURCE // 5 - 1}) w""",
+    # 50k alarms: every 5th source has one open alarm, the rest are cleared history.
+    f"""INSERT INTO alarms (alert_id, alert_type, severity, status, source_id, fleet_id, first_seen, last_seen,
+                            cleared_at, count, value, threshold, message)
+    SELECT format('al-%s-%s', i, k), (ARRAY['tire_pressure_low','speeding','battery_low','co2_high'])[1 + (i + k) % 4],
+           (ARRAY['info','warning','critical'])[1 + (i + k) % 3], CASE WHEN k = 0 AND i % 5 = 0 THEN 'active' ELSE 'cleared' END,
+           format('src-%s', lpad(i::text, 5, '0')), 'fleet-' || (i % 10),
+           '{T0}'::timestamptz + (i + k * 977) % 100000 * interval '1 minute',
+           '{T0}'::timestamptz + ((i + k * 977) % 100000 + 5) * interval '1 minute',
+           CASE WHEN k = 0 AND i % 5 = 0 THEN NULL ELSE '{T0}'::timestamptz + ((i + k * 977) % 100000 + 5) * interval '1 minute' END,
+           1 + k, 190, 200, ''
+    FROM generate_series(0, {SOURCES - 1}) i, generate_series(0, 4) k""",
+    "ANALYZE",
+]
+
+
+def _scenarios(rng: random.Random) -> dict:
+    def source() -> str:
+        return f"src-{rng.randrange(SOURCES):05d}"
+
+    return {
+        "select1": lambda: "/bench/select1",
+        "fleet_status": lambda: "/fleet?limit=100",
+        "trends": lambda: (
+            f"/sources/{source()}/trends?metric=pressure_kpa&resolution=5m"
+            "&since=2025-06-01T00:00:00Z&until=2025-06-01T02:00:00Z"
+        ),
+        "alarms": lambda: f"/alarms?status=active&limit=50&severity={rng.choice(['info', 'warning', 'critical'])}",
+    }
+
+
+async def _load(base: str, path_for, requests: int) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    queue = iter(range(CONCURRENCY * 4))  # warm-up: open the connections and fill the pool
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        for _ in queue:
+            started = time.perf_counter()
+            response = await client.get(path_for())
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                errors += 1
+                print(
+                    f"bench api: {response.status_code} {response.request.url.path}: {response.text[:200]}",
+                    file=sys.stderr,
+                )
+
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
+        started = time.perf_counter()
+        latencies.clear()
+        queue = iter(range(requests))
+        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "rps": len(latencies) / elapsed,
+        "errors": errors,
+    }
+
+
+def _database(server_url: str) -> str:
+    name = f"bench_api_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+def _measure(server_url: str, quick: bool) -> dict:
+    database = _database(server_url)
+    migrate_up(database)
+    started = time.perf_counter()
+    with psycopg.connect(database, autocommit=True) as conn:
+        for statement in _LOAD:
+            conn.execute(statement)
+        readings = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+    print(f"bench api: loaded {readings:,} readings in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database, "LOG_LEVEL": "WARNING", "API_POOL_MAX": "10"}
+    server = subprocess.Popen([sys.executable, "-m", "tests.bench.bench_api", "serve", "--port", str(port)], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _ready(base), 30, "bench API server")
+        requests = 300 if quick else 2000
+        scenarios = _scenarios(random.Random(7))
+        results = {name: asyncio.run(_load(base, path_for, requests)) for name, path_for in scenarios.items()}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(database).path[1:]}" WITH (FORCE)')
+    results["readings"] = readings
+    return results
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/ready", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def run(quick: bool = False) -> dict:
+    external = postgres_url()
+    if external:
+        measured = _measure(external, quick)
+    else:
+        with PrivatePostgres() as server:
+            measured = _measure(server.url, quick)
+    base = measured["select1"]
+    figures, baseline, ratios = {}, {}, {}
+    for name in ("fleet_status", "trends", "alarms"):
+        for stat in ("p50_ms", "p99_ms", "rps"):
+            key = f"{name}_{stat}"
+            figures[key] = round(measured[name][stat], 2)
+            baseline[key] = round(base[stat], 2)
+            ratios[key] = round(measured[name][stat] / base[stat], 2)
+    errors = sum(measured[name]["errors"] for name in ("select1", "fleet_status", "trends", "alarms"))
+    figures["errors"] = errors
+    return {
+        "component": "api",
+        "figures": figures,
+        "baseline": baseline,
+        "ratios": ratios,
+        "targets": {"fleet_status_p99_ms": f"< {TARGET_P99_MS:g} ms", "errors": "0"},
+        "met": figures["fleet_status_p99_ms"] < TARGET_P99_MS and errors == 0,
+        "setup": {
+            "readings": measured["readings"],
+            "sources": SOURCES,
+            "alarms": SOURCES * 5,
+            "concurrency": CONCURRENCY,
+            "requests_per_endpoint": 300 if quick else 2000,
+            "baseline": "GET /bench/select1 (SELECT 1 through the same app, pool and middleware)",
+        },
+    }
+
+
+def serve(argv: list[str]) -> None:
+    """The API app plus the baseline route, run by uvicorn like `python -m api`."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.db import Db
+
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_api serve")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    app = create_app()
+
+    @app.get("/bench/select1", include_in_schema=False)
+    async def select1(db: Db) -> dict:
+        return await (await db.execute("SELECT 1 AS one")).fetchone()
+
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        serve(argv[1:])
+        return 0
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench.bench_api",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer requests per endpoint (same data size)")
+    args = parser.parse_args(argv)
+    result = run(quick=args.quick)
+    print(f"{'figure':<24}{'value':>12}{'baseline':>12}{'ratio':>8}")
+    for key, value in result["figures"].items():
+        print(f"{key:<24}{value:>12}{result['baseline'].get(key, ''):>12}{result['ratios'].get(key, ''):>8}")
+    print(f"target fleet status p99 < {TARGET_P99_MS:g} ms: {'met' if result['met'] else 'NOT met'}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
