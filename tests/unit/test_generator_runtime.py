@@ -11,7 +11,7 @@ from devstack.ports import free_port
 from generator import SimConfig, Simulator
 from generator.pipeline import PipelinedSimulator
 from generator.runner import Metrics, RunStats, run
-from generator.sinks import NullSink
+from generator.sinks import KafkaSink, NullSink
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -73,3 +73,20 @@ def test_prometheus_metrics_are_served_from_the_run_counters():
     tires = source.per_topic["fleet.tire-readings"]
     assert f'generator_events_total{{topic="fleet.tire-readings"}} {float(tires)}' in text
     assert "generator_delivery_errors_total 0.0" in text
+
+
+def test_undeliverable_events_are_counted_as_errors_not_lost_silently():
+    # Nothing listens on this port: librdkafka really fails to deliver (no mock involved).
+    sink = KafkaSink(f"127.0.0.1:{free_port()}", {"message.timeout.ms": "300"}, flush_timeout_s=10)
+    stats = run(Simulator(SimConfig(start=T0, count=25, rate=1000)), sink, threading.Event(), paced=False)
+    assert (stats.sent, stats.errors) == (25, 25)
+    assert "timed out" in stats.last_error.lower()
+
+
+def test_a_shorter_run_is_a_prefix_of_a_longer_one():
+    def output(count):
+        collected = Collect()
+        run(Simulator(SimConfig(start=T0, seed=4, count=count, rate=50)), collected, threading.Event(), paced=False)
+        return collected.out
+
+    assert output(5000)[:1234] == output(1234)
