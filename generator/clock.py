@@ -30,10 +30,15 @@ class SimClock:
     def ms_at(self, index: int) -> int:
         return self.start_ms + int(index * self.ms_per_event)
 
-    def text(self, ms: int) -> str:
-        """Same text as contracts.events.format_time, at a fraction of its cost (hot path)."""
+    def parts(self, ms: int) -> tuple[str, int]:
+        """('YYYY-mm-ddTHH:MM:SS.', millis) of a simulated instant, the second's text cached."""
         second, millis = divmod(ms, 1000)
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-        return f"{self._prefix}{millis:03d}Z"
+        return self._prefix, millis
+
+    def text(self, ms: int) -> str:
+        """Same text as contracts.events.format_time, at a fraction of its cost."""
+        prefix, millis = self.parts(ms)
+        return f"{prefix}{millis:03d}Z"

@@ -353,17 +353,26 @@ class Simulator:
             self._next_perturbation = self._schedule_perturbation(index)
             roll = self.perturb_rng.random() * self._shares[2]
             if roll < self._shares[0]:
-                self._out.append((channel.topic, source_id, self._malformed(index, family, source_id, ms, fields)))
+                valid = self._payload(channel, values, index, ms)
+                self._out.append((channel.topic, source_id, self._malformed(index, channel, valid)))
                 return None
             ms = self._shift(roll < self._shares[1], event_id, channel.topic, source_id, ms)
         if not self.validate:
             return ms
-        if channel.legacy:
-            payload = legacy_heartbeat(event_id, source_id, self.clock.text(ms))
-        else:
-            payload = reference_json(family, self._as_dict(family, event_id, source_id, ms, fields))
-        self._out.append((channel.topic, source_id, payload))
+        self._out.append((channel.topic, source_id, self._payload(channel, values, index, ms)))
         return None
+
+    def _payload(self, channel: Channel, values: tuple, index: int, ms: int) -> str:
+        """One event's JSON: through the contract model with --validate, else the channel's format."""
+        if not self.validate:
+            encoded = channel.encode(values) if channel.format_needs_encoding else values
+            return channel.format % (index, *self.clock.parts(ms), *encoded)
+        event_id = f"{self._id_prefix}{index}"
+        if channel.legacy:
+            return legacy_heartbeat(event_id, channel.key, self.clock.text(ms))
+        return reference_json(
+            channel.family, self._as_dict(channel.family, event_id, channel.key, ms, channel.fields(values))
+        )
 
     def _count_driving(self, vehicle_id: str, event_type: str) -> None:
         counts = self.tracker.result.driving.setdefault(vehicle_id, DrivingCounts())
@@ -395,13 +404,11 @@ class Simulator:
         (self.tracker.result.late if late else self.tracker.result.out_of_order).append(record)
         return shifted
 
-    def _malformed(self, index: int, family: str, source_id: str, ms: int, fields: tuple) -> str:
-        """A damaged payload; the record of it names what contracts.parse_event will object to."""
+    def _malformed(self, index: int, channel: Channel, valid: str) -> str:
+        """A damaged copy of a valid payload; the record names what contracts.parse_event objects to."""
         reason = self.perturb_rng.choice(MALFORMED_REASONS)
-        topic, event_id = EVENT_TOPICS[family], f"{self._id_prefix}{index}"
-        valid = reference_json(family, self._as_dict(family, event_id, source_id, ms, fields))
         document = json.loads(valid)
-        field: str | None = CORRUPTED_FIELD[family]
+        field: str | None = CORRUPTED_FIELD[channel.family]
         if reason == "not_json":
             payload, field = valid[: len(valid) // 2], None
         else:
@@ -414,7 +421,7 @@ class Simulator:
             else:
                 document["schema"], field = "unknown.family", "schema"
             payload = json.dumps(document, separators=(",", ":"))
-        self.tracker.result.malformed.append(MalformedExpectation(index, topic, source_id, reason, field))
+        self.tracker.result.malformed.append(MalformedExpectation(index, channel.topic, channel.key, reason, field))
         return payload
 
     # ------------------------------------------------------------------ results
