@@ -90,3 +90,19 @@ def test_a_shorter_run_is_a_prefix_of_a_longer_one():
         return collected.out
 
     assert output(5000)[:1234] == output(1234)
+
+
+def test_devstack_run_help_offers_the_generator_options(capsys):
+    import pytest
+
+    from devstack.run import main as devstack_run
+
+    with pytest.raises(SystemExit) as exit_info:
+        devstack_run(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--duration" in text and "--scenarios" in text and "--partitions" in text
+    with pytest.raises(SystemExit) as exit_info:
+        devstack_run(["--partitions", "0"])
+    assert exit_info.value.code == 2
+    assert "--partitions must be >= 1" in capsys.readouterr().err
