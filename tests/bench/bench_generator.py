@@ -75,31 +75,48 @@ def _generation_only(config: SimConfig) -> float:
 
 def run(quick: bool = False) -> dict:
     count = 50_000 if quick else 300_000
+    samples = 1 if quick else 3
     config = _config(count)
     messages = []
     simulator = Simulator(config)
     while batch := simulator.next_batch():
         messages += batch
-    print(f"bench generator: {count:,} events, bare loop ...", file=sys.stderr, flush=True)
-    bare = _bare(messages)
-    print(f"bench generator: bare {bare:,.0f}/s; simulator ...", file=sys.stderr, flush=True)
-    simulated = _simulator(config, pipelined=True)
-    print(f"bench generator: pipelined {simulated:,.0f}/s; in-process ...", file=sys.stderr, flush=True)
-    in_process = _simulator(config, pipelined=False)
+    # Interleaved samples, best of each: the 2 cores are shared, so a neighbour's burst should not
+    # decide the ratio.
+    bare, piped, single = [], [], []
+    for sample in range(1, samples + 1):
+        bare.append(_bare(messages))
+        piped.append(_simulator(config, pipelined=True))
+        single.append(_simulator(config, pipelined=False))
+        print(
+            f"bench generator: sample {sample}/{samples}: bare {bare[-1]:,.0f}/s, "
+            f"pipelined {piped[-1]:,.0f}/s, in-process {single[-1]:,.0f}/s",
+            file=sys.stderr,
+            flush=True,
+        )
+    best_bare, best_piped, best_single = max(bare), max(piped), max(single)
     generation = _generation_only(config)
-    ratio = simulated / bare
+    ratio = best_piped / best_bare
     return {
         "component": "generator",
         "figures": {
-            "produce_rate_per_s": round(simulated),
-            "produce_rate_in_process_per_s": round(in_process),
+            "produce_rate_per_s": round(best_piped),
+            "produce_rate_in_process_per_s": round(best_single),
             "generation_only_rate_per_s": round(generation),
         },
-        "baseline": {"produce_rate_per_s": round(bare), "produce_rate_in_process_per_s": round(bare)},
-        "ratios": {"produce_rate_per_s": round(ratio, 3), "produce_rate_in_process_per_s": round(in_process / bare, 3)},
+        "baseline": {"produce_rate_per_s": round(best_bare), "produce_rate_in_process_per_s": round(best_bare)},
+        "ratios": {
+            "produce_rate_per_s": round(ratio, 3),
+            "produce_rate_in_process_per_s": round(best_single / best_bare, 3),
+        },
         "targets": {"produce_rate_per_s": f">= {TARGET_RATIO} x bare confluent-kafka loop of the same messages"},
         "met": ratio >= TARGET_RATIO,
         "events": count,
+        "samples": {
+            "bare": [round(x) for x in bare],
+            "pipelined": [round(x) for x in piped],
+            "in_process": [round(x) for x in single],
+        },
     }
 
 

@@ -7,7 +7,10 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 
+import pytest
+
 from devstack.ports import free_port
+from devstack.run import main as devstack_run
 from generator import SimConfig, Simulator
 from generator.pipeline import PipelinedSimulator
 from generator.runner import Metrics, RunStats, run
@@ -93,10 +96,6 @@ def test_a_shorter_run_is_a_prefix_of_a_longer_one():
 
 
 def test_devstack_run_help_offers_the_generator_options(capsys):
-    import pytest
-
-    from devstack.run import main as devstack_run
-
     with pytest.raises(SystemExit) as exit_info:
         devstack_run(["--help"])
     assert exit_info.value.code == 0
