@@ -1,0 +1,145 @@
+"""`python -m jobs <aggregates|alarms|inactivity|kpis|all> [options]`: run the stream jobs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from contracts.thresholds import Thresholds
+from contracts.topics import ALERTS_TOPIC, EVENT_TOPICS
+from jobs import JOB_NAMES
+from jobs.config import JobConfig
+from jobs.logs import setup_logging
+
+log = logging.getLogger("jobs")
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated seconds, got {text!r}") from None
+    if not sizes or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"window sizes must be > 0, got {text!r}")
+    return sizes
+
+
+def _topic_override(text: str) -> tuple[str, str]:
+    family, sep, topic = text.partition("=")
+    if not sep or family not in EVENT_TOPICS or not topic:
+        raise argparse.ArgumentTypeError(f"expected FAMILY=TOPIC with FAMILY in {', '.join(EVENT_TOPICS)}")
+    return family, topic
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m jobs", description=__doc__)
+    p.add_argument("job", choices=[*JOB_NAMES, "all"], help="pipeline to run; 'all' runs every one in one job")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input-dir", type=Path, help="read <dir>/<topic>/*.jsonl (files, tests, local run)")
+    source.add_argument("--bootstrap-servers", help="read Kafka (needs the Kafka connector jar of the job image)")
+    p.add_argument("--group-id", default="fleet-monitor-jobs", help="Kafka consumer group")
+    p.add_argument(
+        "--topic",
+        action="append",
+        type=_topic_override,
+        default=[],
+        metavar="FAMILY=TOPIC",
+        help="override a family's topic (default from contracts.topics)",
+    )
+    p.add_argument("--alerts-topic", default=ALERTS_TOPIC, help="topic alarms are published to")
+    p.add_argument("--alerts-bootstrap-servers", help="broker for alarms (default: --bootstrap-servers)")
+    p.add_argument("--database-url", help="PostgreSQL/TimescaleDB URL the loader writes to")
+    p.add_argument("--thresholds", type=Path, help="thresholds YAML (contracts.thresholds.Thresholds.load)")
+    p.add_argument("--checkpoint-dir", type=Path, help="checkpoint directory (default: a temporary one)")
+    p.add_argument("--checkpoint-interval", type=_positive(float), default=10.0, help="seconds (default 10)")
+    p.add_argument(
+        "--restore",
+        metavar="PATH|latest",
+        help="restore from a checkpoint/savepoint path, or the latest checkpoint under --checkpoint-dir",
+    )
+    p.add_argument(
+        "--output-dir", type=Path, help="staging directory of committed output files (default: <checkpoint-dir>/output)"
+    )
+    p.add_argument("--parallelism", type=_positive(int), default=1)
+    p.add_argument("--window", type=_positive(int), default=60, help="aggregate window, seconds (default 60)")
+    p.add_argument("--building-windows", type=_sizes, default=(300, 900), help="seconds, comma-separated")
+    p.add_argument("--kpi-window", type=_positive(int), default=300, help="KPI/trip window, seconds")
+    p.add_argument("--out-of-orderness", type=float, default=5.0, help="watermark bound, seconds")
+    p.add_argument("--allowed-lateness", type=float, default=0.0, help="extra seconds late events still count")
+    p.add_argument("--idle-timeout", type=_positive(float), default=10.0, help="idle source timeout, seconds")
+    p.add_argument("--follow", action="store_true", help="keep watching --input-dir for new files")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def config_from(args: argparse.Namespace) -> JobConfig:
+    from jobs.runner import latest_checkpoint
+
+    if args.out_of_orderness < 0 or args.allowed_lateness < 0:
+        raise ValueError("--out-of-orderness and --allowed-lateness must be >= 0")
+    if args.input_dir is not None and not args.input_dir.is_dir():
+        raise ValueError(f"--input-dir {args.input_dir} is not a directory")
+    checkpoint_dir = args.checkpoint_dir or Path(tempfile.mkdtemp(prefix="fleet-jobs-"))
+    restore = args.restore
+    if restore == "latest":
+        restore = latest_checkpoint(checkpoint_dir)
+        if restore is None:
+            log.info("no checkpoint to restore from; starting fresh", extra={"checkpoint_dir": str(checkpoint_dir)})
+    return JobConfig(
+        jobs=JOB_NAMES if args.job == "all" else (args.job,),
+        output_dir=(args.output_dir or checkpoint_dir / "output").resolve(),
+        checkpoint_dir=checkpoint_dir,
+        database_url=args.database_url,
+        input_dir=args.input_dir.resolve() if args.input_dir else None,
+        bootstrap_servers=args.bootstrap_servers,
+        group_id=args.group_id,
+        topics={**EVENT_TOPICS, **dict(args.topic)},
+        alerts_topic=args.alerts_topic,
+        alerts_bootstrap_servers=args.alerts_bootstrap_servers,
+        thresholds=Thresholds.load(args.thresholds),
+        checkpoint_interval_s=args.checkpoint_interval,
+        parallelism=args.parallelism,
+        window_s=args.window,
+        building_windows_s=args.building_windows,
+        kpi_window_s=args.kpi_window,
+        out_of_orderness_s=args.out_of_orderness,
+        allowed_lateness_s=args.allowed_lateness,
+        idle_timeout_s=args.idle_timeout,
+        follow=args.follow,
+        restore_from=restore,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        config = config_from(args)
+    except (ValueError, OSError) as exc:
+        print(f"python -m jobs: error: {exc}", file=sys.stderr)
+        return 2
+    if config.database_url:
+        from storage.migrate import migrate_up
+
+        migrate_up(config.database_url)
+    from jobs.runner import run
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    status = run(config, stop)
+    return 0 if status in ("FINISHED", "CANCELED") else 1

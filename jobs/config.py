@@ -1,0 +1,65 @@
+"""What a job run needs to know, gathered from the command line (jobs.cli)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from contracts.thresholds import Thresholds
+from contracts.topics import ALERTS_TOPIC, EVENT_TOPICS
+
+# Event families each job reads.
+JOB_FAMILIES: dict[str, tuple[str, ...]] = {
+    "aggregates": tuple(EVENT_TOPICS),
+    "alarms": ("tire.reading", "vehicle.telemetry", "perception.event", "building.reading"),
+    "inactivity": ("device.heartbeat",),
+    "kpis": ("vehicle.telemetry", "driving.event", "trip"),
+}
+
+
+@dataclass
+class JobConfig:
+    jobs: tuple[str, ...]
+    output_dir: Path
+    checkpoint_dir: Path
+    database_url: str | None = None
+    input_dir: Path | None = None
+    bootstrap_servers: str | None = None
+    group_id: str = "fleet-monitor-jobs"
+    topics: dict[str, str] = field(default_factory=lambda: dict(EVENT_TOPICS))
+    alerts_topic: str = ALERTS_TOPIC
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    checkpoint_interval_s: float = 10.0
+    parallelism: int = 1
+    window_s: int = 60
+    building_windows_s: tuple[int, ...] = (300, 900)
+    kpi_window_s: int = 300
+    out_of_orderness_s: float = 5.0
+    allowed_lateness_s: float = 0.0
+    idle_timeout_s: float = 10.0
+    follow: bool = False
+    monitor_interval_s: float = 1.0
+    restore_from: str | None = None
+    load_interval_s: float = 1.0
+    alerts_bootstrap_servers: str | None = None
+    """Where the loader publishes alarms; defaults to the source's bootstrap servers."""
+    metrics_port: str = "9249-9299"
+
+    @property
+    def publish_alerts(self) -> bool:
+        return bool(self.alerts_bootstrap)
+
+    @property
+    def alerts_bootstrap(self) -> str | None:
+        return self.alerts_bootstrap_servers or self.bootstrap_servers
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        wanted = {family for job in self.jobs for family in JOB_FAMILIES[job]}
+        return tuple(family for family in EVENT_TOPICS if family in wanted)
+
+    @property
+    def watermark_delay_s(self) -> float:
+        # Allowed lateness is realised as extra watermark delay: every window result is then
+        # emitted once and final, which keeps the outputs append-only and their upserts idempotent.
+        return self.out_of_orderness_s + self.allowed_lateness_s

@@ -1,0 +1,158 @@
+"""What SQL cannot say: the alarm lifecycle (one open incident per source and type, counted,
+cleared with hysteresis) and processing-time inactivity timers. Both are keyed Python functions
+over the small streams SQL leaves for them; their outputs are JSON lines `{"table", "row"}` that
+the loader merges (and publishes alarms to Kafka)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from pyflink.common import Types
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
+
+from contracts.events import format_time
+from contracts.records import AlertRecord, AlertSeverity, AlertStatus, AlertType
+
+
+def alert_id(alert_type: str, source_id: str, first_seen: datetime) -> str:
+    """Deterministic per incident, so every replay upserts the same row."""
+    digest = hashlib.sha1(f"{source_id}|{alert_type}|{format_time(first_seen)}".encode()).hexdigest()[:24]
+    return f"{alert_type}-{digest}"
+
+
+def _utc(text: str) -> datetime:
+    """SQL's 'yyyy-MM-dd HH:mm:ss.SSS' (UTC) as an aware datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _line(table: str, row: dict) -> str:
+    return json.dumps({"table": table, "row": row}, separators=(",", ":"))
+
+
+def alarm_line(record: AlertRecord) -> str:
+    return _line("alarms", record.model_dump(mode="json"))
+
+
+class AlarmLifecycle(KeyedProcessFunction):
+    """Keyed by (source_id, alert_type); input: breaching readings ('B') and the first reading
+    back in bounds after them ('O'), in event-time order (jobs.pipelines.alarm_candidates)."""
+
+    def open(self, runtime_context: RuntimeContext):
+        self.open_alarm = runtime_context.get_state(ValueStateDescriptor("open_alarm", Types.STRING()))
+
+    def process_element(self, row, ctx):
+        current = self.open_alarm.value()
+        alarm = AlertRecord.model_validate_json(current) if current else None
+        at = _utc(row.event_at)
+        if row.cond == "B":
+            alarm = self._raise(alarm, row, at)
+            self.open_alarm.update(alarm.model_dump_json())
+            yield alarm_line(alarm)
+        elif alarm is not None:
+            cleared = alarm.model_copy(update={"status": AlertStatus.CLEARED, "cleared_at": at})
+            self.open_alarm.clear()
+            yield alarm_line(cleared)
+
+    @staticmethod
+    def _raise(alarm: AlertRecord | None, row, at: datetime) -> AlertRecord:
+        if alarm is None:
+            return AlertRecord(
+                alert_id=alert_id(row.alert_type, row.source_id, at),
+                alert_type=AlertType(row.alert_type),
+                severity=AlertSeverity(row.severity),
+                status=AlertStatus.ACTIVE,
+                source_id=row.source_id,
+                fleet_id=row.fleet_id,
+                first_seen=at,
+                last_seen=at,
+                count=1,
+                value=row.val,
+                threshold=row.threshold,
+                message=f"{row.alert_type}: {row.val:g} beyond {row.threshold:g}",
+            )
+        return alarm.model_copy(
+            update={"last_seen": max(at, alarm.last_seen), "count": alarm.count + 1, "value": row.val}
+        )
+
+
+class InactivityTimers(KeyedProcessFunction):
+    """Keyed by device. Every heartbeat re-arms a processing-time timer at arrival + timeout, so
+    silence is noticed even when every device (and so every watermark) has stopped."""
+
+    def __init__(self, default_timeout_s: float):
+        self.default_timeout_s = default_timeout_s
+
+    def open(self, runtime_context: RuntimeContext):
+        self.device = runtime_context.get_state(ValueStateDescriptor("device", Types.STRING()))
+
+    def process_element(self, row, ctx):
+        stored = self.device.value()
+        device = json.loads(stored) if stored else None
+        seen = _utc(row.event_at)
+        timeout_s = row.timeout_s or self.default_timeout_s
+        if device is not None:
+            ctx.timer_service().delete_processing_time_timer(device["timer"])
+            seen = max(seen, datetime.fromisoformat(device["last_seen"]))
+        if device is None or device.get("inactive_since"):
+            yield from self._back_online(device, row, seen, timeout_s)
+        timer = ctx.timer_service().current_processing_time() + int(timeout_s * 1000)
+        ctx.timer_service().register_processing_time_timer(timer)
+        state = {"last_seen": seen.isoformat(), "timeout_s": timeout_s, "timer": timer, "fleet_id": row.fleet_id}
+        self.device.update(json.dumps(state))
+
+    def _back_online(self, device: dict | None, row, seen: datetime, timeout_s: float):
+        updated = seen
+        if device is not None:
+            since = datetime.fromisoformat(device["inactive_since"])
+            updated = max(seen, since)
+            alarm = self._alarm(row.source_id, device["fleet_id"], since, device["timeout_s"])
+            yield alarm_line(alarm.model_copy(update={"status": AlertStatus.CLEARED, "cleared_at": updated}))
+        yield _line("device_inactivity", _liveness(row.source_id, seen, timeout_s, None, updated))
+
+    def on_timer(self, timestamp: int, ctx):
+        device = json.loads(self.device.value())
+        since = datetime.fromisoformat(device["last_seen"]) + _seconds(device["timeout_s"])
+        device["inactive_since"] = since.isoformat()
+        self.device.update(json.dumps(device))
+        source_id = ctx.get_current_key()
+        yield alarm_line(self._alarm(source_id, device["fleet_id"], since, device["timeout_s"]))
+        yield _line(
+            "device_inactivity",
+            _liveness(source_id, since - _seconds(device["timeout_s"]), device["timeout_s"], since, since),
+        )
+
+    @staticmethod
+    def _alarm(source_id: str, fleet_id: str, since: datetime, timeout_s: float) -> AlertRecord:
+        return AlertRecord(
+            alert_id=alert_id(AlertType.DEVICE_INACTIVE, source_id, since),
+            alert_type=AlertType.DEVICE_INACTIVE,
+            severity=AlertSeverity.WARNING,
+            status=AlertStatus.ACTIVE,
+            source_id=source_id,
+            fleet_id=fleet_id,
+            first_seen=since,
+            last_seen=since,
+            count=1,
+            threshold=timeout_s,
+            message=f"no heartbeat for more than {timeout_s:g} s",
+        )
+
+
+def _seconds(value: float):
+    from datetime import timedelta
+
+    return timedelta(seconds=value)
+
+
+def _liveness(device_id, last_seen, timeout_s, inactive_since, updated_at) -> dict:
+    return {
+        "device_id": device_id,
+        "last_seen": format_time(last_seen),
+        "timeout_s": timeout_s,
+        "inactive": inactive_since is not None,
+        "inactive_since": format_time(inactive_since) if inactive_since else None,
+        "updated_at": format_time(updated_at),
+    }

@@ -1,0 +1,133 @@
+"""Build one Flink job from the chosen pipelines, run it, and keep the loader merging its
+committed output into the database until the job ends."""
+
+from __future__ import annotations
+
+import logging
+import site
+import sys
+import threading
+from pathlib import Path
+
+from pyflink.common import Configuration, Types
+from pyflink.common.serialization import Encoder
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream.connectors.file_system import FileSink, RollingPolicy
+from pyflink.table import StreamTableEnvironment
+
+from jobs import pipelines
+from jobs.config import JobConfig
+from jobs.lifecycle import AlarmLifecycle, InactivityTimers
+from jobs.loader import LIFECYCLE_PREFIX, AlertPublisher, Loader
+from jobs.tables import create_parsed_views, create_source
+
+log = logging.getLogger("jobs.runner")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Event time handed to Python as text: thread-mode Python receives SQL timestamps as Java objects.
+EVENT_AT = "CAST(rowtime AS STRING) AS event_at"
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> str | None:
+    """The newest complete checkpoint (chk-N with _metadata) under a checkpoint directory."""
+    found = [meta.parent for meta in checkpoint_dir.glob("*/chk-*/_metadata")]
+    if not found:
+        return None
+    return str(max(found, key=lambda path: (path.stat().st_mtime_ns, int(path.name.split("-")[1]))))
+
+
+def flink_configuration(config: JobConfig) -> Configuration:
+    conf = Configuration()
+    settings = {
+        "execution.checkpointing.interval": f"{int(config.checkpoint_interval_s * 1000)}ms",
+        "execution.checkpointing.dir": config.checkpoint_dir.resolve().as_uri(),
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "3",
+        "parallelism.default": str(config.parallelism),
+        "python.execution-mode": "thread",
+        "python.executable": sys.executable,
+        "python.client.executable": sys.executable,
+        "python.pythonpath": ":".join([str(REPO_ROOT), *site.getsitepackages()]),
+        "table.local-time-zone": "UTC",
+        "table.exec.source.idle-timeout": f"{int(config.idle_timeout_s * 1000)}ms",
+        # Emit a watermark as soon as it advances: late-event routing then depends on the input
+        # order only, not on timing, and restores/replays classify events the same way.
+        "pipeline.auto-watermark-interval": "0ms",
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": "3",
+        "restart-strategy.fixed-delay.delay": "2s",
+        "metrics.reporter.prom.factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
+        "metrics.reporter.prom.port": config.metrics_port,
+    }
+    if config.restore_from:
+        settings["execution.state-recovery.path"] = config.restore_from
+    for key, value in settings.items():
+        conf.set_string(key, value)
+    return conf
+
+
+def _lifecycle_sink(config: JobConfig, name: str) -> FileSink:
+    return (
+        FileSink.for_row_format(str(config.output_dir / f"{LIFECYCLE_PREFIX}{name}"), Encoder.simple_string_encoder())
+        .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
+        .build()
+    )
+
+
+def _keyed_stream(t_env: StreamTableEnvironment, query: str, key):
+    table = t_env.sql_query(query)
+    return t_env.to_data_stream(table).key_by(key, key_type=Types.STRING())
+
+
+def build(env: StreamExecutionEnvironment, config: JobConfig):
+    t_env = StreamTableEnvironment.create(env)
+    for family in config.families:
+        create_source(t_env, config, family)
+        create_parsed_views(t_env, config, family)
+    statements = t_env.create_statement_set()
+    pipelines.dead_letters(t_env, statements, config)
+    if "aggregates" in config.jobs:
+        pipelines.aggregates(t_env, statements, config)
+    if "kpis" in config.jobs:
+        pipelines.kpis(t_env, statements, config)
+    if "alarms" in config.jobs:
+        view = pipelines.alarm_candidates(t_env, config)
+        query = f"SELECT source_id, fleet_id, alert_type, {EVENT_AT}, val, threshold, severity, cond FROM {view}"
+        stream = _keyed_stream(t_env, query, lambda row: f"{row.source_id}|{row.alert_type}")
+        stream.process(AlarmLifecycle(), output_type=Types.STRING()).sink_to(_lifecycle_sink(config, "alarms"))
+    if "inactivity" in config.jobs:
+        query = f"SELECT source_id, fleet_id, {EVENT_AT}, timeout_s FROM valid_device_heartbeat"
+        stream = _keyed_stream(t_env, query, lambda row: row.source_id)
+        timers = InactivityTimers(config.thresholds.inactivity.timeout_s)
+        stream.process(timers, output_type=Types.STRING()).sink_to(_lifecycle_sink(config, "inactivity"))
+    statements.attach_as_datastream()
+    return t_env
+
+
+def run(config: JobConfig, stop: threading.Event | None = None) -> str:
+    """Run until the job ends (bounded input) or `stop` is set; returns the final job status."""
+    stop = stop or threading.Event()
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config))
+    build(env, config)
+    publisher = AlertPublisher(config.alerts_bootstrap, config.alerts_topic) if config.publish_alerts else None
+    loader = Loader(config.database_url, config.output_dir, publisher) if config.database_url else None
+    client = env.execute_async("fleet-monitor " + "+".join(config.jobs))
+    log.info("job submitted", extra={"job_id": str(client.get_job_id()), "jobs": list(config.jobs)})
+    outcome = client.get_job_execution_result()
+    try:
+        while not outcome.done() and not stop.is_set():
+            if loader:
+                loader.load_pending()
+            stop.wait(config.load_interval_s)
+        status = "FINISHED"
+        if not outcome.done():
+            client.cancel().result()
+            status = "CANCELED"
+        else:
+            outcome.result()  # raises the job's failure
+        if loader:
+            loader.load_pending()
+    finally:
+        if loader:
+            loader.close()
+    log.info("job ended", extra={"status": status})
+    return status
