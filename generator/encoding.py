@@ -66,9 +66,6 @@ class Template:
             parts.append(f',"{key}":{value}')
         return "".join(parts) + "}"
 
-    def render(self, values: tuple) -> str:
-        return self.format % values
-
     def wire_values(self, values: tuple) -> tuple:
         """The values as a consumer reads them back: one-decimal fields rounded the template's way.
         `values` may omit leading fields (e.g. the envelope): they align with the last fields."""
@@ -88,10 +85,6 @@ def _placeholder(annotation) -> str:
     if "None" in text:  # optional: the caller passes encoded text (null or a number)
         return "%s"
     return '"%s"'  # identifiers, enums, datetimes (pre-formatted)
-
-
-def optional(value: float | None) -> str:
-    return "null" if value is None else repr(value)
 
 
 def reference_json(schema_name: str, fields: dict) -> str:

@@ -13,7 +13,8 @@ What a run promises is computed from what it really emits, so it is exact to the
     promised.alerts      # [AlertExpectation(source_id, alert_type, raised_at, cleared_at, ...)]
     promised.silences    # [SilenceExpectation(device_id, last_seen, returned_at, timeout_s)]
     promised.malformed   # [MalformedExpectation(index, topic, key, reason, field)]
-    promised.late, promised.out_of_order, promised.driving, promised.events_per_topic
+    promised.late, promised.out_of_order, promised.driving, promised.events_per_topic,
+    promised.assignments (scenario -> source ids), promised.legacy_heartbeat_devices
 
 A live run collects the same object as it goes (`Simulator.expectations()`; CLI `--expectations-out`).
 """
@@ -107,6 +108,8 @@ class Expectations:
     events_per_topic: dict[str, int] = field(default_factory=dict)
     assignments: dict[str, list[str]] = field(default_factory=dict)
     """Scenario name -> the source ids it drives."""
+    legacy_heartbeat_devices: list[str] = field(default_factory=list)
+    """Heartbeat devices sending the legacy {"event-id","device-id","time"} form."""
 
     @property
     def malformed_by_reason(self) -> dict[str, int]:

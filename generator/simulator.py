@@ -217,9 +217,6 @@ class Simulator:
         shifted = late + (self.config.out_of_order_share if "out-of-order" in chosen else 0.0)
         return malformed, late, shifted
 
-    def legacy_heartbeat_devices(self) -> list[str]:
-        return [device.id for device in self.heartbeats.values() if device.legacy]
-
     # ------------------------------------------------------------------ running
 
     def now_ms(self) -> int:
@@ -431,6 +428,7 @@ class Simulator:
         scenario_of = {source: name for name, sources in self.tracker.result.assignments.items() for source in sources}
         result = self.tracker.finish(self.now_ms(), scenario_of)
         result.events_per_topic = {topic: self.per_topic.get(topic, 0) for topic in EVENT_TOPICS.values()}
+        result.legacy_heartbeat_devices = sorted(device.id for device in self.heartbeats.values() if device.legacy)
         return result
 
 

@@ -58,7 +58,7 @@ def test_fast_encoding_is_byte_identical_to_the_contract_models(scenario_output)
 def test_events_parse_keys_are_source_ids_topics_follow_contracts(scenario_output):
     output, promised = scenario_output
     malformed_at = {item.index for item in promised.malformed}
-    legacy = 0
+    legacy = set()
     for index, (topic, key, payload) in enumerate(output):
         if index in malformed_at:
             continue
@@ -66,8 +66,10 @@ def test_events_parse_keys_are_source_ids_topics_follow_contracts(scenario_outpu
         assert event.source_id == key
         assert topic == topic_for(event.schema_name)
         assert event.event_id == f"e11-{index}"
-        legacy += isinstance(event, DeviceHeartbeat) and '"device-id"' in payload
-    assert legacy > 0
+        if isinstance(event, DeviceHeartbeat) and '"device-id"' in payload:
+            legacy.add(event.source_id)
+    assert sorted(legacy) == promised.legacy_heartbeat_devices
+    assert len(legacy) == round(SCENARIO_RUN.heartbeat_devices * SCENARIO_RUN.legacy_heartbeat_share) > 0
 
 
 def test_clock_advances_with_the_simulated_rate():
