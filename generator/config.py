@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from contracts.events import EVENT_MODELS
+from pydantic import TypeAdapter, ValidationError
+
+from contracts.events import EVENT_MODELS, Identifier
 from contracts.thresholds import Thresholds
 
 FAMILIES: tuple[str, ...] = tuple(EVENT_MODELS)
@@ -112,6 +114,10 @@ class SimConfig:
             problems.append("start must carry a timezone (e.g. 2026-01-01T00:00:00Z)")
         if self.scenario_period_rounds and self.scenario_period_rounds < 60:
             problems.append("scenario period must be 0 (once) or at least 60 rounds, so scenarios do not overlap")
+        try:
+            TypeAdapter(Identifier).validate_python(self.fleet_id)
+        except ValidationError:
+            problems.append(f"fleet id {self.fleet_id!r} is not an identifier (letters, digits, . _ : -)")
         parse_families(",".join(self.families))
         parse_scenarios(",".join(self.scenarios) or "none")
         if not self.sources_in_families():

@@ -288,6 +288,7 @@ def test_file_sink_rolls_by_age(tmp_path):
         (["--start", "2026-01-01T00:00:00"], "needs a timezone"),
         (["--output", "kafka"], "--output kafka needs --bootstrap"),
         (["--count", "ten"], "expected an integer"),
+        (["--fleet-id", "my fleet"], "fleet id 'my fleet' is not an identifier"),
     ],
 )
 def test_bad_flags_say_what_is_wrong(flags, message, capsys):
