@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psycopg
 
+from api.db import Db
 from devstack import PrivatePostgres, postgres_url
 from devstack.ports import free_port, wait_until
 from storage.migrate import migrate_up
@@ -194,22 +195,22 @@ def run(quick: bool = False) -> dict:
     }
 
 
+async def select1(db: Db) -> dict:
+    """The baseline: a query that costs the database nothing, through the same app and pool."""
+    return await (await db.execute("SELECT 1 AS one")).fetchone()
+
+
 def serve(argv: list[str]) -> None:
     """The API app plus the baseline route, run by uvicorn like `python -m api`."""
     import uvicorn
 
     from api.app import create_app
-    from api.db import Db
 
     parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_api serve")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     app = create_app()
-
-    @app.get("/bench/select1", include_in_schema=False)
-    async def select1(db: Db) -> dict:
-        return await (await db.execute("SELECT 1 AS one")).fetchone()
-
+    app.add_api_route("/bench/select1", select1, include_in_schema=False)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
