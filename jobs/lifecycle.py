@@ -38,26 +38,38 @@ def alarm_line(record: AlertRecord) -> str:
 
 class AlarmLifecycle(KeyedProcessFunction):
     """Keyed by (source_id, alert_type); input: breaching readings ('B') and the first reading
-    back in bounds after them ('O'), in event-time order (jobs.pipelines.alarm_candidates)."""
+    back in bounds after them ('O') per subject (a tire; '' for single-valued rules), in
+    event-time order (jobs.pipelines.alarm_candidates). The alarm opens with the first breaching
+    subject and clears when no subject breaches any more."""
 
     def open(self, runtime_context: RuntimeContext):
         self.open_alarm = runtime_context.get_state(ValueStateDescriptor("open_alarm", Types.STRING()))
 
     def process_element(self, row, ctx):
         current = self.open_alarm.value()
-        alarm = AlertRecord.model_validate_json(current) if current else None
+        state = json.loads(current) if current else None
+        alarm = AlertRecord.model_validate(state["alarm"]) if state else None
+        breaching = set(state["breaching"]) if state else set()
         at = _utc(row.event_at)
         if row.cond == "B":
             alarm = self._raise(alarm, row, at)
-            self.open_alarm.update(alarm.model_dump_json())
+            breaching.add(row.subject)
+            self.open_alarm.update(json.dumps({"alarm": alarm.model_dump(mode="json"), "breaching": sorted(breaching)}))
             yield alarm_line(alarm)
-        elif alarm is not None:
-            cleared = alarm.model_copy(update={"status": AlertStatus.CLEARED, "cleared_at": at})
-            self.open_alarm.clear()
-            yield alarm_line(cleared)
+            return
+        breaching.discard(row.subject)
+        if alarm is None:
+            return
+        if breaching:
+            self.open_alarm.update(json.dumps({"alarm": alarm.model_dump(mode="json"), "breaching": sorted(breaching)}))
+            return
+        self.open_alarm.clear()
+        yield alarm_line(alarm.model_copy(update={"status": AlertStatus.CLEARED, "cleared_at": at}))
 
     @staticmethod
     def _raise(alarm: AlertRecord | None, row, at: datetime) -> AlertRecord:
+        where = f" ({row.subject})" if row.subject else ""
+        message = f"{row.alert_type}{where}: {row.val:g} beyond {row.threshold:g}"
         if alarm is None:
             return AlertRecord(
                 alert_id=alert_id(row.alert_type, row.source_id, at),
@@ -71,11 +83,10 @@ class AlarmLifecycle(KeyedProcessFunction):
                 count=1,
                 value=row.val,
                 threshold=row.threshold,
-                message=f"{row.alert_type}: {row.val:g} beyond {row.threshold:g}",
+                message=message,
             )
-        return alarm.model_copy(
-            update={"last_seen": max(at, alarm.last_seen), "count": alarm.count + 1, "value": row.val}
-        )
+        update = {"last_seen": max(at, alarm.last_seen), "count": alarm.count + 1, "value": row.val, "message": message}
+        return alarm.model_copy(update=update)
 
 
 class InactivityTimers(KeyedProcessFunction):

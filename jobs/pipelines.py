@@ -133,7 +133,7 @@ def _by_rule(branches: list[tuple[str, Rule]], default: Rule, render) -> str:
 
 
 def alarm_candidates(t_env, config: JobConfig) -> str:
-    """alarm_transitions: per (source, alert type) in event-time order, every breaching reading
+    """alarm_transitions: per (source, alert type, subject) in event-time order, every breaching reading
     and the first reading back in bounds after one. Readings in the hysteresis band and repeated
     in-bounds readings change nothing and stay in SQL."""
     selects = []
@@ -143,8 +143,11 @@ def alarm_candidates(t_env, config: JobConfig) -> str:
         metric = METRIC_SQL.get(base.metric, base.metric).format(speed_limit=config.thresholds.speed_limit_kmh)
         branches = _resolved(config.thresholds, base.alert_type)
         default = config.thresholds.rule_for(base.alert_type)
+        # Tire alarms are per vehicle, evaluated per tire: the vehicle's alarm stays open while any tire breaches.
+        subject = "tire_position" if base.schema_name == "tire.reading" else "''"
         selects.append(
-            f"SELECT source_id, fleet_id, rowtime, CAST('{base.alert_type}' AS STRING) AS alert_type, val, "
+            f"SELECT source_id, fleet_id, rowtime, CAST('{base.alert_type}' AS STRING) AS alert_type, "
+            f"CAST({subject} AS STRING) AS subject, val, "
             f"CAST({_by_rule(branches, default, lambda rule: repr(rule.threshold))} AS DOUBLE) AS threshold, "
             f"CAST({_by_rule(branches, default, lambda rule: repr(str(rule.severity)))} AS STRING) AS severity, "
             f"{_by_rule(branches, default, _condition)} AS cond "
@@ -154,8 +157,9 @@ def alarm_candidates(t_env, config: JobConfig) -> str:
         f"CREATE TEMPORARY VIEW alarm_input AS SELECT * FROM ({' UNION ALL '.join(selects)}) WHERE cond IS NOT NULL"
     )
     t_env.execute_sql(
-        "CREATE TEMPORARY VIEW alarm_transitions AS SELECT source_id, fleet_id, alert_type, rowtime, val, threshold, "
-        "severity, cond FROM (SELECT *, LAG(cond) OVER (PARTITION BY source_id, alert_type ORDER BY rowtime) AS previous "
+        "CREATE TEMPORARY VIEW alarm_transitions AS SELECT source_id, fleet_id, alert_type, subject, rowtime, val, "
+        "threshold, severity, cond FROM (SELECT *, "
+        "LAG(cond) OVER (PARTITION BY source_id, alert_type, subject ORDER BY rowtime) AS previous "
         "FROM alarm_input) WHERE cond = 'B' OR previous = 'B'"
     )
     return "alarm_transitions"

@@ -91,7 +91,9 @@ def build(env: StreamExecutionEnvironment, config: JobConfig):
         pipelines.kpis(t_env, statements, config)
     if "alarms" in config.jobs:
         view = pipelines.alarm_candidates(t_env, config)
-        query = f"SELECT source_id, fleet_id, alert_type, {EVENT_AT}, val, threshold, severity, cond FROM {view}"
+        query = (
+            f"SELECT source_id, fleet_id, alert_type, subject, {EVENT_AT}, val, threshold, severity, cond FROM {view}"
+        )
         stream = _keyed_stream(t_env, query, lambda row: f"{row.source_id}|{row.alert_type}")
         stream.process(AlarmLifecycle(), output_type=Types.STRING()).sink_to(_lifecycle_sink(config, "alarms"))
     if "inactivity" in config.jobs:

@@ -1,0 +1,181 @@
+"""Deterministic sample data sets in the simulator's file layout, built with the contract models:
+for the tests, the benchmark and trying the jobs by hand. Every alarm family gets one incident
+(raise, a reading hovering in the hysteresis band, clear); lines are shuffled out of order within
+a bound, a few are late beyond it, and a few are malformed."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from contracts import (
+    BuildingReading,
+    DeviceHeartbeat,
+    DrivingEvent,
+    PerceptionEvent,
+    TireReading,
+    Trip,
+    VehicleTelemetry,
+    topic_for,
+)
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+MALFORMED = ["not json", '{"schema": "tire.reading"}', '{"schema": "nope", "event_id": "x"}']
+
+
+@dataclass
+class SampleSet:
+    """Lines per family in file order; `late`/`malformed` hold the (family, line) pairs that are
+    late beyond the watermark bound or malformed by construction."""
+
+    lines: dict[str, list[str]] = field(default_factory=dict)
+    late: set[tuple[str, str]] = field(default_factory=set)
+    malformed: set[tuple[str, str]] = field(default_factory=set)
+
+    def write(self, input_dir: Path, seq: int = 1) -> None:
+        for family, lines in self.lines.items():
+            topic = topic_for(family)
+            folder = input_dir / topic
+            folder.mkdir(parents=True, exist_ok=True)
+            hidden = folder / f".{topic}-{seq:06d}.jsonl"
+            hidden.write_text("\n".join(lines) + "\n")
+            hidden.rename(folder / f"{topic}-{seq:06d}.jsonl")  # atomic, like the simulator
+
+
+def _profile(step: int, incident: range, breach: float, band: float, normal: float) -> float:
+    """Normal, then breaching during the incident, one reading in the band, then normal again."""
+    if step in incident:
+        return breach
+    if step == incident.stop:
+        return band
+    return normal
+
+
+def build(steps: int = 72, vehicles: int = 2, seed: int = 7, late: int = 2, malformed: int = 2) -> SampleSet:
+    """`steps` readings 5 s apart per source (72 -> 6 minutes)."""
+    rng = random.Random(seed)
+    at = [START + timedelta(seconds=5 * step) for step in range(steps)]
+    incident = range(steps // 3, steps // 3 + 4)
+    events: dict[str, list] = {
+        name: []
+        for name in (
+            "tire.reading",
+            "vehicle.telemetry",
+            "perception.event",
+            "building.reading",
+            "driving.event",
+            "trip",
+        )
+    }
+    for v in range(vehicles):
+        vid = f"veh-{v:03d}"
+        for step, t in enumerate(at):
+            eid = f"{vid}-{step}"
+            for pos in ("FL", "RR"):
+                bad = v == 0 and pos == "FL"
+                events["tire.reading"].append(
+                    TireReading.build(
+                        event_id=f"{eid}-{pos}",
+                        source_id=vid,
+                        event_time=t,
+                        tire_position=pos,
+                        pressure_kpa=_profile(step, incident if bad else range(0), 180, 205, 230 + rng.random()),
+                        temperature_c=_profile(step, incident if bad else range(0), 95, 88, 60 + rng.random()),
+                    )
+                )
+            events["vehicle.telemetry"].append(
+                VehicleTelemetry.build(
+                    event_id=eid,
+                    source_id=vid,
+                    event_time=t,
+                    latitude=52.0,
+                    longitude=4.0,
+                    autopilot_state="engaged",
+                    speed_kmh=_profile(step, incident if v == 0 else range(0), 130, 118, 100),
+                    speed_limit_kmh=None if step % 2 else 120,
+                    battery_pct=_profile(step, incident if v == 0 else range(0), 10, 17, 80),
+                    odometer_km=1000 + v * 100 + step * 0.1,
+                )
+            )
+            events["perception.event"].append(
+                PerceptionEvent.build(
+                    event_id=eid,
+                    source_id=vid,
+                    event_time=t,
+                    object_class="car",
+                    distance_m=20,
+                    relative_speed_mps=_profile(step, incident if v == 0 else range(0), -20, -8, 2),
+                )
+            )
+        for n, step in enumerate(range(3, steps, 12)):
+            kind = "disengagement" if n % 3 == 2 else "intervention"
+            events["driving.event"].append(
+                DrivingEvent.build(
+                    event_id=f"{vid}-drive-{n}",
+                    source_id=vid,
+                    event_time=at[step],
+                    event_type=kind,
+                    odometer_km=1000 + v * 100 + step * 0.1,
+                )
+            )
+            events["trip"].append(
+                Trip.build(
+                    event_id=f"{vid}-trip-{n}",
+                    source_id=vid,
+                    event_time=at[step],
+                    trip_id=f"{vid}-t{n}",
+                    region_id=f"region-{n % 2}",
+                    fare=10 + n,
+                    duration_s=600 + 60 * n,
+                    distance_km=5 + n,
+                )
+            )
+    for step, t in enumerate(at):
+        events["building.reading"].append(
+            BuildingReading.build(
+                event_id=f"bld-{step}",
+                source_id="bld-dev-1",
+                event_time=t,
+                site_id="site-1",
+                zone_id="zone-a",
+                co2_ppm=_profile(step, incident, 1200, 950, 600),
+                temperature_c=_profile(step, incident, 32, 29.5, 22),
+                humidity_pct=_profile(step, incident, 85, 78, 50),
+                occupancy=step % 10,
+            )
+        )
+    sample = SampleSet()
+    for family, family_events in events.items():
+        sample.lines[family] = _disorder(family, family_events, rng, late, malformed, sample)
+    return sample
+
+
+def heartbeats(devices: int, timeout_s: float, at: datetime = START) -> list[str]:
+    return [
+        DeviceHeartbeat.build(
+            event_id=f"hb-{d}-{at:%H%M%S}", source_id=f"dev-{d:03d}", event_time=at, timeout_s=timeout_s
+        ).to_json()
+        for d in range(devices)
+    ]
+
+
+def _disorder(family: str, events: list, rng: random.Random, late: int, malformed: int, sample: SampleSet) -> list[str]:
+    """Sort by time, swap neighbours (out of order by one step, within the watermark bound), then
+    move a few events far back (late beyond it) and add malformed lines."""
+    events = sorted(events, key=lambda e: e.event_time)
+    for i in range(1, len(events) - 1, 7):
+        if events[i + 1].event_time - events[i].event_time <= timedelta(seconds=5):
+            events[i], events[i + 1] = events[i + 1], events[i]
+    lines = [e.to_json() for e in events]
+    for _ in range(late if len(lines) > 40 else 0):
+        index = rng.randrange(5, len(lines) // 4)  # before any incident
+        line = lines.pop(index)
+        lines.insert(len(lines) - 5, line)  # at the end of the file: minutes behind the watermark
+        sample.late.add((family, line))
+    for n in range(malformed):
+        line = MALFORMED[n % len(MALFORMED)]
+        lines.insert(rng.randrange(len(lines)), line)
+        sample.malformed.add((family, line))
+    return lines
