@@ -25,6 +25,7 @@ CHARGE_PCT_PER_S = 0.05
 RECHARGE_BELOW_PCT = 30.0
 RECHARGED_AT_PCT = 90.0
 MIN_SAFE_TTC_S = 6.0
+_OFF, _ENGAGED, _STANDBY = AutopilotState.OFF, AutopilotState.ENGAGED, AutopilotState.STANDBY
 
 
 def vehicle_id(index: int) -> str:
@@ -116,8 +117,8 @@ class Vehicle:
         else:
             # Ordinary drivers stay at least 6 km/h under the limit: below the speeding clear level.
             self.speed = min(self.limit * self.cruise + (rng.random() - 0.5) * 6.0, self.limit - 6.0)
-        if self.autopilot != AutopilotState.OFF:
-            self.autopilot = AutopilotState.ENGAGED if self.speed > 30 else AutopilotState.STANDBY
+        if self.autopilot is not _OFF:
+            self.autopilot = _ENGAGED if self.speed > 30 else _STANDBY
 
     def _move(self, km: float, rng: random.Random) -> None:
         if rng.random() < 0.05:

@@ -261,7 +261,7 @@ class Simulator:
                     round(vehicle.longitude, 5),
                     vehicle.battery,
                     vehicle.odometer,
-                    vehicle.autopilot.value,
+                    vehicle.autopilot,  # a StrEnum: formats as its value
                 )
                 emit((channels["vehicle.telemetry"], fields))
             if tires:
@@ -270,7 +270,7 @@ class Simulator:
                     emit((tire_channel, (vehicle.pressure(i), temps[i])))
             if perception:
                 object_class, distance, relative = vehicle.perception(rng)
-                emit((channels["perception.event"], (object_class.value, distance, relative)))
+                emit((channels["perception.event"], (object_class, distance, relative)))
             self._driving(vehicle, channels["driving.event"])
             if vehicle.trip_due(dt_s) and trips:
                 trip_id, region, fare, duration, distance = vehicle.finish_trip()
