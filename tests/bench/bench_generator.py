@@ -2,8 +2,8 @@
 real broker) against a bare confluent-kafka loop producing the very same, pre-built messages with
 the same producer settings, each on a fresh broker, in the same run. Target: ratio >= 0.6.
 
-The headline figure is the pipelined mode (`--pipeline`: generation in a child process, produce
-in the parent), the mode meant for high rates; the single-process figure is shown alongside.
+Two modes are measured: in-process (the default) and pipelined (`--pipeline`: generation in a
+child process, produce in the parent); the headline figure is the faster of the two (`best_mode`).
 
     python -m tests.bench.bench_generator [--quick]
 """
