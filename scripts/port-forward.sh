@@ -42,6 +42,6 @@ flink="${FLINK_PORT:-8081}"
 for job in aggregates alarms inactivity kpis; do
   forward "$name-job-$job" "$flink" "Flink UI ($job)"; flink=$((flink + 1))
 done
-echo "Grafana credentials: kubectl get secret $name-grafana -n $namespace -o jsonpath='{.data.admin-password}' | base64 -d"
+echo "Grafana credentials: user and password in Secret $name-grafana-admin: kubectl get secret $name-grafana-admin -n $namespace -o jsonpath='{.data.admin-password}' | base64 -d"
 echo "Ctrl-C stops the forwards."
 wait

@@ -16,7 +16,7 @@ import yaml
 
 from fleet_operator import model
 from fleet_operator.flink import SavepointError, take_savepoint
-from fleet_operator.helm import Helm, HelmFailure
+from fleet_operator.helm import Helm, HelmError
 from fleet_operator.kube import Kube, api_client
 from fleet_operator.metrics import DRIFT, FAILURES, RECONCILE_SECONDS, RECONCILES
 from fleet_operator.settings import Settings
@@ -37,13 +37,16 @@ class Runtime:
     custom: kubernetes.client.CustomObjectsApi
 
 
-RUNTIME: Runtime | None = None
-_metrics_started = False
+class _State:
+    """Set by the startup handler; one operator per process."""
+
+    runtime: Runtime | None = None
+    metrics_started = False
 
 
 def runtime() -> Runtime:
-    assert RUNTIME is not None, "the operator's startup handler has not run"
-    return RUNTIME
+    assert _State.runtime is not None, "the operator's startup handler has not run"
+    return _State.runtime
 
 
 @kopf.on.login()
@@ -54,7 +57,6 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, logger: logging.Logger, **_: Any) -> None:
-    global RUNTIME, _metrics_started
     config = Settings.from_env()
     problems = config.missing()
     if problems:
@@ -67,14 +69,14 @@ async def startup(settings: kopf.OperatorSettings, logger: logging.Logger, **_: 
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     # Events: kopf posts INFO+ object-log lines; every action also posts its own explicitly.
     client = api_client()
-    RUNTIME = Runtime(
+    _State.runtime = Runtime(
         config, Helm(config.helm, config.helm_timeout), Kube(client), kubernetes.client.CustomObjectsApi(client)
     )
-    if config.metrics_port and not _metrics_started:
+    if config.metrics_port and not _State.metrics_started:
         from prometheus_client import start_http_server
 
         start_http_server(config.metrics_port)
-        _metrics_started = True
+        _State.metrics_started = True
     logger.info(f"fleet operator ready: charts {config.charts_dir}, environments {config.environments_dir}")
 
 
@@ -87,10 +89,6 @@ def _lock(memo: kopf.Memo) -> asyncio.Lock:
 
 def _backoff(retry: int) -> float:
     return min(2 ** min(retry, 6), 60)
-
-
-class Waiting(Exception):
-    """A stage is not ready yet: retry later without calling it a failure."""
 
 
 async def _wait_ready(kube: Kube, namespace: str, releases: list[model.Release], timeout_s: float) -> list[str]:
@@ -117,7 +115,7 @@ async def reconcile(body: kopf.Body, logger: logging.Logger) -> dict:
     def finish(phase: str, ready: bool, degraded: str | None, progressing: str | None, message: str = "") -> dict:
         nonlocal conditions
         conditions = model.set_condition(
-            conditions, "Ready", ready, "Ready" if ready else phase, message if not ready else "", generation
+            conditions, "Ready", ready, "Ready" if ready else phase, "" if ready else message, generation=generation
         )
         conditions = model.set_condition(
             conditions,
@@ -125,7 +123,7 @@ async def reconcile(body: kopf.Body, logger: logging.Logger) -> dict:
             progressing is not None,
             progressing or "Idle",
             message if progressing else "",
-            generation,
+            generation=generation,
         )
         conditions = model.set_condition(
             conditions,
@@ -133,19 +131,21 @@ async def reconcile(body: kopf.Body, logger: logging.Logger) -> dict:
             degraded is not None,
             degraded or "AsExpected",
             message if degraded else "",
-            generation,
+            generation=generation,
         )
         status.update(phase=phase, conditions=conditions, components=components)
         return status
 
     if spec.get("paused"):
         was_paused = (model.condition(conditions, "Paused") or {}).get("status") == "True"
-        conditions = model.set_condition(conditions, "Paused", True, "PausedBySpec", "spec.paused is true", generation)
+        conditions = model.set_condition(
+            conditions, "Paused", True, "PausedBySpec", "spec.paused is true", generation=generation
+        )
         if not was_paused:
             kopf.info(body, reason="Paused", message="spec.paused is true: no changes are made until it is false")
         status.update(phase="Paused", conditions=conditions)
         return status
-    conditions = model.set_condition(conditions, "Paused", False, "Running", "", generation)
+    conditions = model.set_condition(conditions, "Paused", False, "Running", "", generation=generation)
 
     try:
         releases = model.desired_releases(name, spec, rt.settings.charts_dir, rt.settings.environments_dir)
@@ -159,33 +159,15 @@ async def reconcile(body: kopf.Body, logger: logging.Logger) -> dict:
         changed = []
         for release in stage:
             entry = components.setdefault(release.component, {})
-            entry.update(release=release.name, chart=release.chart)
-            if not release.enabled:
-                if entry.get("state") not in (None, "Disabled"):
-                    await rt.helm.uninstall(release.name, namespace)
-                    kopf.info(body, reason="Uninstalled", message=f"{release.name}: disabled in the spec")
-                entry.update(state="Disabled", revision=None, inputsHash=None, message="disabled in the spec")
-                continue
-            if entry.get("inputsHash") == release.inputs_hash and entry.get("state") in ("Deployed", "Ready"):
-                continue  # nothing changed: no Helm call
-            if entry.get("failedHash") == release.inputs_hash:
-                failed.append(release.component)  # these exact inputs failed before; wait for a spec change
-                continue
             try:
-                await _apply(rt, body, namespace, release, entry)
-            except HelmFailure as error:
-                if error.temporary:
-                    raise _temporary(finish("Progressing", False, None, "Retrying", str(error)), str(error)) from None
-                await _roll_back(rt, body, namespace, release, entry, error)
+                outcome = await _converge(rt, body, namespace, release, entry)
+            except (HelmError, SavepointError) as error:  # only temporary ones arrive here
+                reason = "SavepointFailed" if isinstance(error, SavepointError) else "Retrying"
+                raise _temporary(finish("Progressing", False, None, reason, str(error)), str(error)) from None
+            if outcome == "failed":
                 failed.append(release.component)
-                continue
-            except SavepointError as error:
-                FAILURES.labels("savepoint").inc()
-                kopf.warn(body, reason="SavepointFailed", message=f"{release.name}: {error}")
-                raise _temporary(
-                    finish("Progressing", False, None, "SavepointFailed", str(error)), str(error)
-                ) from None
-            changed.append(release)
+            elif outcome == "changed":
+                changed.append(release)
         pending = [r for r in stage if r.enabled and components[r.component].get("state") == "Deployed"]
         waiting = await _wait_ready(rt.kube, namespace, pending, rt.settings.ready_timeout_s) if pending else []
         if waiting:
@@ -201,6 +183,34 @@ async def reconcile(body: kopf.Body, logger: logging.Logger) -> dict:
         message = "failed releases: " + ", ".join(f"{c}: {components[c].get('message', '')}" for c in failed)
         return finish("Degraded", False, "ReleaseFailed", None, message)
     return finish("Ready", True, None, None)
+
+
+async def _converge(rt: Runtime, body: kopf.Body, namespace: str, release: model.Release, entry: dict) -> str:
+    """One release towards the spec: "unchanged", "changed" or "failed" (rolled back, not retried
+    for the same inputs). Temporary Helm failures and savepoint failures propagate."""
+    entry.update(release=release.name, chart=release.chart)
+    if not release.enabled:
+        if entry.get("state") not in (None, "Disabled"):
+            await rt.helm.uninstall(release.name, namespace)
+            kopf.info(body, reason="Uninstalled", message=f"{release.name}: disabled in the spec")
+        entry.update(state="Disabled", revision=None, inputsHash=None, message="disabled in the spec")
+        return "unchanged"
+    if entry.get("inputsHash") == release.inputs_hash and entry.get("state") in ("Deployed", "Ready"):
+        return "unchanged"  # nothing changed: no Helm call
+    if entry.get("failedHash") == release.inputs_hash:
+        return "failed"  # these exact inputs failed before; wait for a spec change
+    try:
+        await _apply(rt, body, namespace, release, entry)
+    except HelmError as error:
+        if error.temporary:
+            raise
+        await _roll_back(rt, body, namespace, release, entry, error=error)
+        return "failed"
+    except SavepointError as error:
+        FAILURES.labels("savepoint").inc()
+        kopf.warn(body, reason="SavepointFailed", message=f"{release.name}: {error}")
+        raise
+    return "changed"
 
 
 def _temporary(status: dict, message: str) -> kopf.TemporaryError:
@@ -234,7 +244,7 @@ async def _apply(rt: Runtime, body: kopf.Body, namespace: str, release: model.Re
 
 
 async def _roll_back(
-    rt: Runtime, body: kopf.Body, namespace: str, release: model.Release, entry: dict, error: HelmFailure
+    rt: Runtime, body: kopf.Body, namespace: str, release: model.Release, entry: dict, *, error: HelmError
 ) -> None:
     """A failed release goes back to its last good revision; these inputs are not retried."""
     FAILURES.labels("release").inc()
@@ -245,7 +255,7 @@ async def _roll_back(
             await rt.helm.rollback(release.name, good, namespace)
             message += f" (rolled back to revision {good})"
             kopf.warn(body, reason="RolledBack", message=f"{release.name}: back to revision {good}")
-        except HelmFailure as rollback_error:
+        except HelmError as rollback_error:
             message += f" (rollback failed: {rollback_error.message[:200]})"
     entry.update(state="Failed", message=message, failedHash=release.inputs_hash)
     kopf.warn(body, reason="ReleaseFailed", message=f"{release.name}: {message}")
@@ -296,7 +306,7 @@ async def delete_handler(body: kopf.Body, memo: kopf.Memo, logger: logging.Logge
                     await rt.helm.uninstall(release, namespace)
                     if (components.get(component, {}).get("storage") or {}).get("deleteClaim"):
                         await rt.kube.delete_claims(namespace, release)
-                except (HelmFailure, kubernetes.client.exceptions.ApiException) as error:
+                except (HelmError, kubernetes.client.exceptions.ApiException) as error:
                     problems.append(f"{release}: {error}")
         if problems and not terminating and retry < 4:
             raise kopf.TemporaryError("; ".join(problems), delay=_backoff(retry))

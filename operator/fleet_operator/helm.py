@@ -3,12 +3,13 @@ no `disable_validation`, no `rollback(recreate_pods=True)`, no `ensure_release` 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyhelm3 import Client, Command
-from pyhelm3.errors import Error as HelmError
+from pyhelm3.errors import Error as PyHelmError
 from pyhelm3.errors import ReleaseNotFoundError
 
 from fleet_operator.metrics import HELM_CALLS
@@ -22,7 +23,7 @@ TEMPORARY = re.compile(
 )
 
 
-class HelmFailure(Exception):
+class HelmError(Exception):
     def __init__(self, operation: str, release: str, message: str):
         super().__init__(f"helm {operation} {release}: {message}")
         self.operation, self.release, self.message = operation, release, message
@@ -51,9 +52,9 @@ class Helm:
         except ReleaseNotFoundError:
             HELM_CALLS.labels(operation, "not-found").inc()
             raise
-        except HelmError as error:
+        except PyHelmError as error:
             HELM_CALLS.labels(operation, "error").inc()
-            raise HelmFailure(operation, release, str(error).strip() or type(error).__name__) from None
+            raise HelmError(operation, release, str(error).strip() or type(error).__name__) from None
         HELM_CALLS.labels(operation, "ok").inc()
         return result
 
@@ -73,10 +74,8 @@ class Helm:
         await self._run("rollback", name, self.command.rollback(name, revision, namespace=namespace))
 
     async def uninstall(self, name: str, namespace: str) -> None:
-        try:
+        with contextlib.suppress(ReleaseNotFoundError):  # already gone is what we want
             await self._run("uninstall", name, self.command.uninstall(name, namespace=namespace, wait=False))
-        except ReleaseNotFoundError:
-            pass  # already gone is what we want
 
     async def list(self, namespace: str) -> dict[str, Deployed]:
         releases = await self._run(

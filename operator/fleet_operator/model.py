@@ -151,8 +151,9 @@ def _wiring(name: str, component: str, spec: dict) -> dict:
             values["topicOverrides"] = declared["overrides"]
     elif component == "timescaledb" and spec.get("retention"):
         values["retention"] = spec["retention"]
-    elif component.startswith("job-"):
+    if component.startswith("job-") or component in ("vector", "generator"):
         values["kafka"] = {"bootstrapServers": f"{name}-kafka:9092"}
+    if component.startswith("job-") or component in ("vector", "api", "grafana"):
         values["database"] = {"existingSecret": f"{name}-timescaledb"}
     return values
 
@@ -232,6 +233,7 @@ def set_condition(
     status: bool,
     reason: str,
     message: str = "",
+    *,
     generation: int | None = None,
     timestamp: str | None = None,
 ) -> list[dict]:

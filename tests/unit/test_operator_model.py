@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fleet_operator import model, openapi
 
 from contracts.topics import ALL_TOPICS
-from fleet_operator import model, openapi
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
@@ -63,6 +63,7 @@ def test_values_are_overlay_then_resource_settings_then_free_form_overrides(dirs
     assert api.name == "fm-api" and api.chart == "api"
     assert api.values == {
         "fullnameOverride": "fm-api",
+        "database": {"existingSecret": "fm-timescaledb"},  # wired to the timescaledb release
         "replicaCount": 7,  # spec.components.api.values is merged last
         "resources": {"limits": {"cpu": "1"}, "requests": {"memory": "1Gi"}},
         "persistence": {"size": "3Gi"},
@@ -78,8 +79,12 @@ def test_jobs_get_their_spec_thresholds_and_wiring(dirs):
     }
     alarms = releases(dirs, spec)["job-alarms"]
     assert alarms.chart == "flink-job" and alarms.name == "fm-job-alarms"
-    assert alarms.values["job"] == {"name": "alarms", "parallelism": 3, "checkpointInterval": "30s",
-                                    "upgradeMode": "last-state"}  # the spec wins over the overlay's 8
+    assert alarms.values["job"] == {
+        "name": "alarms",
+        "parallelism": 3,
+        "checkpointInterval": "30s",
+        "upgradeMode": "last-state",
+    }  # the spec wins over the overlay's 8
     assert alarms.values["taskSlots"] == 4
     assert alarms.values["thresholds"] == {"defaults": {"co2_high": {"threshold": 1200.0}}}
     assert alarms.values["kafka"] == {"bootstrapServers": "fm-kafka:9092"}
@@ -87,9 +92,15 @@ def test_jobs_get_their_spec_thresholds_and_wiring(dirs):
 
 
 def test_kafka_and_timescaledb_receive_topics_and_retention(dirs):
-    spec = {"topics": {"partitions": 12, "replicationFactor": 3, "config": {"retention.ms": "1000"},
-                       "overrides": {"fleet.alerts": {"partitions": 1}}},
-            "retention": {"readings": "3 days"}}
+    spec = {
+        "topics": {
+            "partitions": 12,
+            "replicationFactor": 3,
+            "config": {"retention.ms": "1000"},
+            "overrides": {"fleet.alerts": {"partitions": 1}},
+        },
+        "retention": {"readings": "3 days"},
+    }
     rel = releases(dirs, spec)
     assert rel["kafka"].values["topicDefaults"] == {"partitions": 12, "config": {"retention.ms": "1000"}}
     assert rel["kafka"].values["replication"] == {"defaultReplicationFactor": 3}
@@ -134,15 +145,14 @@ def test_hash_changes_only_for_the_release_whose_inputs_changed(dirs):
 
 
 def test_disabled_components_and_volume_policy(dirs):
-    rel = releases(dirs, {"components": {"generator": {"enabled": False},
-                                         "kafka": {"storage": {"deleteClaim": True}}}})
+    rel = releases(dirs, {"components": {"generator": {"enabled": False}, "kafka": {"storage": {"deleteClaim": True}}}})
     assert not rel["generator"].enabled
     assert rel["kafka"].keep_volumes is False and rel["timescaledb"].keep_volumes is True
 
 
 def test_condition_transition_time_changes_only_on_a_flip():
     conditions = model.set_condition([], "Ready", False, "Progressing", generation=1, timestamp="t1")
-    conditions = model.set_condition(conditions, "Ready", False, "Waiting", "msg", 2, timestamp="t2")
+    conditions = model.set_condition(conditions, "Ready", False, "Waiting", "msg", generation=2, timestamp="t2")
     ready = model.condition(conditions, "Ready")
     assert ready["lastTransitionTime"] == "t1" and ready["reason"] == "Waiting" and ready["observedGeneration"] == 2
     conditions = model.set_condition(conditions, "Ready", True, "Ready", timestamp="t3")
@@ -152,8 +162,12 @@ def test_condition_transition_time_changes_only_on_a_flip():
 
 
 def test_crd_schema_defaults_and_field_named_errors():
-    obj = {"apiVersion": "fleet-monitor.io/v1alpha1", "kind": "FleetMonitor", "metadata": {"name": "x"},
-           "spec": {"environment": "qa", "components": {"api": {"replicas": 2}}}}
+    obj = {
+        "apiVersion": "fleet-monitor.io/v1alpha1",
+        "kind": "FleetMonitor",
+        "metadata": {"name": "x"},
+        "spec": {"environment": "qa", "components": {"api": {"replicas": 2}}},
+    }
     defaulted = openapi.apply_defaults(SCHEMA, obj)
     assert defaulted["spec"]["components"]["api"]["enabled"] is True
     assert defaulted["spec"]["topics"] == {"partitions": 6, "replicationFactor": 1}
