@@ -35,7 +35,7 @@ bench: setup ## run the benchmarks and write tests/bench/results
 .PHONY: test-operator
 
 test-operator: setup ## operator tests: unit, then kopf on the API emulator with real helm and broker
-	@$(PY) -m pytest tests/unit/test_operator_model.py tests/integration/test_operator.py tests/integration/test_operator_healing.py $(ARGS)
+	@$(PY) -m pytest tests/unit/test_operator_model.py tests/integration/test_operator.py tests/integration/test_operator_healing.py tests/integration/test_operator_charts.py $(ARGS)
 
 deploy-%: setup ## deploy-dev|qa|prod: operator chart + environments/<env>/fleetmonitor.yaml, wait for Ready (KUBECONFIG, KUBE_CONTEXT)
 	@scripts/deploy.sh $*
