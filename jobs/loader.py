@@ -72,6 +72,7 @@ class Loader:
 
     def load_pending(self) -> int:
         """Load every committed file not loaded yet; returns how many files were loaded."""
+        self.connection()  # also reads which files earlier runs loaded
         files = self.committed_files()
         for path in files:
             self._load(path)

@@ -10,10 +10,8 @@ from pyflink.table.statement_set import StatementSet
 from contracts.records import AlertType
 from contracts.thresholds import DEFAULT_RULES, Rule, Thresholds
 from jobs.config import JobConfig
-from jobs.parse import metric_fields
+from jobs.parse import SOURCE_KINDS, metric_names
 from jobs.tables import create_csv_sink, short
-
-SOURCE_KIND = {"building.reading": "building_device", "device.heartbeat": "device"}
 
 
 def _window(view: str, seconds: int) -> str:
@@ -26,7 +24,8 @@ def _metrics_view(t_env: StreamTableEnvironment, schema_name: str) -> str:
     name = short(schema_name)
     suffix = " || '.' || tire_position" if schema_name == "tire.reading" else ""
     pairs = ", ".join(
-        f"ROW(CAST('{field}' AS STRING){suffix}, CAST({field} AS DOUBLE))" for field in metric_fields(schema_name)
+        f"ROW(CAST('{metric}' AS STRING){suffix}, CAST({field} AS DOUBLE))"
+        for field, metric in metric_names(schema_name).items()
     )
     t_env.execute_sql(
         f"CREATE TEMPORARY VIEW metrics_{name} AS SELECT v.rowtime, v.source_id, v.fleet_id, v.event_id, "
@@ -57,7 +56,7 @@ def aggregates(t_env, statements: StatementSet, config: JobConfig) -> None:
         ]
         site_zone = "site_id, zone_id" if family == "building.reading" else "CAST(NULL AS STRING), CAST(NULL AS STRING)"
         state_selects.append(
-            f"SELECT source_id, '{SOURCE_KIND.get(family, 'vehicle')}', fleet_id, {site_zone}, rowtime, "
+            f"SELECT source_id, '{SOURCE_KINDS.get(family, 'vehicle')}', fleet_id, {site_zone}, rowtime, "
             f"'{family}', line FROM valid_{short(family)}"
         )
     statements.add_insert_sql(f"INSERT INTO {readings} {' UNION ALL '.join(metric_views)}")

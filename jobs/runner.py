@@ -105,8 +105,9 @@ def build(env: StreamExecutionEnvironment, config: JobConfig):
     return t_env
 
 
-def run(config: JobConfig, stop: threading.Event | None = None) -> str:
-    """Run until the job ends (bounded input) or `stop` is set; returns the final job status."""
+def run(config: JobConfig, stop: threading.Event | None = None, on_submitted=None) -> str:
+    """Run until the job ends (bounded input) or `stop` is set; returns the final job status.
+    `on_submitted()` is called once the job is planned and submitted (the benchmark times from it)."""
     stop = stop or threading.Event()
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config))
     build(env, config)
@@ -115,6 +116,8 @@ def run(config: JobConfig, stop: threading.Event | None = None) -> str:
     client = env.execute_async("fleet-monitor " + "+".join(config.jobs))
     log.info("job submitted", extra={"job_id": str(client.get_job_id()), "jobs": list(config.jobs)})
     outcome = client.get_job_execution_result()
+    if on_submitted:
+        on_submitted()
     try:
         while not outcome.done() and not stop.is_set():
             if loader:

@@ -148,7 +148,7 @@ def build(steps: int = 72, vehicles: int = 2, seed: int = 7, late: int = 2, malf
         )
     sample = SampleSet()
     for family, family_events in events.items():
-        sample.lines[family] = _disorder(family, family_events, rng, late, malformed, sample)
+        sample.lines[family] = _disorder(family, family_events, rng, late=late, malformed=malformed, sample=sample)
     return sample
 
 
@@ -161,7 +161,9 @@ def heartbeats(devices: int, timeout_s: float, at: datetime = START) -> list[str
     ]
 
 
-def _disorder(family: str, events: list, rng: random.Random, late: int, malformed: int, sample: SampleSet) -> list[str]:
+def _disorder(
+    family: str, events: list, rng: random.Random, *, late: int, malformed: int, sample: SampleSet
+) -> list[str]:
     """Sort by time, swap neighbours (out of order by one step, within the watermark bound), then
     move a few events far back (late beyond it) and add malformed lines."""
     events = sorted(events, key=lambda e: e.event_time)

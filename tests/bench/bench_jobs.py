@@ -1,0 +1,188 @@
+"""Benchmark of the stream jobs: events/s of every pipeline together (`python -m jobs all`
+semantics: parse, dead letters, windows, alarms, KPIs, checkpointed sinks and the database
+loader) against a bare Flink SQL pass-through of the same files measured in the same run, and
+alarm latency (event time to alarm row visible) on a live, followed input.
+
+    python -m tests.bench.bench_jobs [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from contracts import VehicleTelemetry
+from devstack import PrivatePostgres, postgres_url
+from jobs import runner
+from jobs.config import JobConfig
+from jobs.sample import SampleSet, build
+from jobs.tables import create_source
+from storage.migrate import migrate_up
+
+RESULTS = Path(__file__).parent / "results" / "jobs.json"
+
+
+def bare_pass_through(config: JobConfig) -> float:
+    """Seconds to read every topic's files and discard them in Flink SQL (the baseline)."""
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import StreamTableEnvironment
+
+    env = StreamExecutionEnvironment.get_execution_environment(runner.flink_configuration(config))
+    t_env = StreamTableEnvironment.create(env)
+    statements = t_env.create_statement_set()
+    for family in config.families:
+        create_source(t_env, config, family)
+        name = family.replace(".", "_")
+        t_env.execute_sql(
+            f"CREATE TEMPORARY TABLE out_{name} (line STRING, t TIMESTAMP(3)) WITH ('connector' = 'blackhole')"
+        )
+        statements.add_insert_sql(f"INSERT INTO out_{name} SELECT line, rowtime FROM src_{name}")
+    statements.attach_as_datastream()
+    client = env.execute_async("bare pass-through")
+    started = time.monotonic()
+    client.get_job_execution_result().result()
+    return time.monotonic() - started
+
+
+def full_jobs(config: JobConfig) -> float:
+    started: list[float] = []
+    runner.run(config, on_submitted=lambda: started.append(time.monotonic()))
+    return time.monotonic() - started[0]
+
+
+def alarm_latency(config: JobConfig, seconds: float) -> list[float]:
+    """Feed live telemetry (event time = now) with a speeding incident every few seconds to a
+    followed `alarms` job; latency = alarm row visible - the breaching event's event time."""
+    input_dir = config.input_dir
+    stop = threading.Event()
+    job = threading.Thread(target=runner.run, args=(config, stop), daemon=True)
+    job.start()
+    raised: dict[str, datetime] = {}
+    latencies: list[float] = []
+    seq, step = 0, 0
+    deadline = None
+    with psycopg.connect(config.database_url, autocommit=True) as conn:
+        while deadline is None or time.monotonic() < deadline:
+            now = datetime.now(UTC)
+            speed = 130.0 if step % 10 < 3 else 100.0
+            event = VehicleTelemetry.build(
+                event_id=f"lat-{step}",
+                source_id="veh-live",
+                event_time=now,
+                latitude=1,
+                longitude=1,
+                battery_pct=80,
+                odometer_km=step,
+                autopilot_state="off",
+                speed_kmh=speed,
+            )
+            seq += 1
+            SampleSet(lines={"vehicle.telemetry": [event.to_json()]}).write(input_dir, seq=seq)
+            step += 1
+            for first_seen, visible in conn.execute(
+                "SELECT first_seen, now() FROM alarms WHERE source_id = 'veh-live'"
+            ).fetchall():
+                if first_seen.isoformat() not in raised:
+                    raised[first_seen.isoformat()] = visible
+                    latencies.append((visible - first_seen).total_seconds())
+                    if deadline is None:
+                        deadline = time.monotonic() + seconds  # measuring starts once the job is up
+            time.sleep(0.5)
+    stop.set()
+    job.join(120)
+    return latencies
+
+
+def run_bench(quick: bool = False) -> dict:
+    steps, vehicles = (720, 10) if quick else (1440, 25)
+    work = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
+    sample = build(steps=steps, vehicles=vehicles)
+    sample.write(work / "in")
+    events = sum(len(lines) for lines in sample.lines.values())
+    with PrivatePostgres() if not postgres_url() else _External() as server:
+        url = _database(server.url)
+        base = dict(output_dir=work / "out", checkpoint_dir=work / "ck", database_url=url, input_dir=work / "in")
+        all_jobs = JobConfig(jobs=("aggregates", "alarms", "inactivity", "kpis"), **base)
+        bare_s = bare_pass_through(all_jobs)
+        full_s = full_jobs(all_jobs)
+        live_dir = work / "live"
+        live = JobConfig(
+            jobs=("alarms",),
+            output_dir=work / "live-out",
+            checkpoint_dir=work / "live-ck",
+            database_url=_database(server.url),
+            input_dir=live_dir,
+            follow=True,
+            checkpoint_interval_s=1,
+            load_interval_s=0.2,
+            out_of_orderness_s=1,
+        )
+        latencies = alarm_latency(live, 20 if quick else 60)
+    bare_rate, full_rate = events / bare_s, events / full_s
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    figures = {
+        "events": events,
+        "full_events_per_s": round(full_rate),
+        "alarm_latency_p50_s": round(statistics.median(latencies), 2),
+        "alarm_latency_p99_s": round(quantiles[98], 2),
+        "alarm_incidents_measured": len(latencies),
+    }
+    ratio = full_rate / bare_rate
+    return {
+        "component": "jobs",
+        "figures": figures,
+        "baseline": {"bare_sql_pass_through_events_per_s": round(bare_rate)},
+        "ratios": {"full_vs_bare": round(ratio, 3)},
+        "targets": {"full_vs_bare": ">= 0.5", "full_events_per_s": ">= 20000"},
+        "met": ratio >= 0.5 and full_rate >= 20000,
+    }
+
+
+class _External:
+    def __init__(self):
+        self.url = postgres_url()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def _database(server_url: str) -> str:
+    name = f"bench_jobs_{int(time.time() * 1000)}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = server_url.partition("?")
+    url = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+    migrate_up(url)
+    return url
+
+
+def run(quick: bool = False) -> dict:
+    """The bench interface (tests/bench/README.md)."""
+    return run_bench(quick)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    result = run_bench(parser.parse_args().quick)
+    for group in ("figures", "baseline", "ratios"):
+        for name, value in result[group].items():
+            print(f"{group:9} {name:40} {value}")
+    print(f"met: {result['met']}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
