@@ -53,9 +53,19 @@ def measure_create(root: Path) -> tuple[float, float]:
         started = time.perf_counter()
         for component, entry in obj["status"]["components"].items():
             subprocess.run(
-                [helm, "upgrade", "--install", f"base-{component}", str(root / "op/charts" / entry["chart"]),
-                 "-n", NAMESPACE, "--set", f"fullnameOverride=base-{component}"],
-                check=True, capture_output=True,
+                [
+                    helm,
+                    "upgrade",
+                    "--install",
+                    f"base-{component}",
+                    str(root / "op/charts" / entry["chart"]),
+                    "-n",
+                    NAMESPACE,
+                    "--set",
+                    f"fullnameOverride=base-{component}",
+                ],
+                check=True,
+                capture_output=True,
             )
         helm_s = time.perf_counter() - started
     return operator_s, helm_s
@@ -63,10 +73,11 @@ def measure_create(root: Path) -> tuple[float, float]:
 
 def measure_unchanged(root: Path, resources: int) -> tuple[float, float]:
     from fleet_operator import handlers, model
+
     from tests.integration.operator_harness import NAMESPACE, platform
 
     with platform(root / "rs") as p:
-        handlers.RUNTIME = None
+        handlers._State.runtime = None
         settings = kopf.OperatorSettings()
         asyncio.run(handlers.startup(settings=settings, logger=logging.getLogger("bench")))
         rt = handlers.runtime()
@@ -75,15 +86,26 @@ def measure_unchanged(root: Path, resources: int) -> tuple[float, float]:
             name = f"fleet-{index:03d}"
             spec = {"environment": "dev"}
             components = {
-                r.component: {"release": r.name, "chart": r.chart, "revision": 1, "state": "Ready",
-                              "inputsHash": r.inputs_hash}
+                r.component: {
+                    "release": r.name,
+                    "chart": r.chart,
+                    "revision": 1,
+                    "state": "Ready",
+                    "inputsHash": r.inputs_hash,
+                }
                 for r in model.desired_releases(name, spec, rt.settings.charts_dir, rt.settings.environments_dir)
             }
-            bodies.append(kopf.Body({
-                "apiVersion": "fleet-monitor.io/v1alpha1", "kind": "FleetMonitor",
-                "metadata": {"name": name, "namespace": NAMESPACE, "generation": 1},
-                "spec": spec, "status": {"components": components, "phase": "Ready"},
-            }))
+            bodies.append(
+                kopf.Body(
+                    {
+                        "apiVersion": "fleet-monitor.io/v1alpha1",
+                        "kind": "FleetMonitor",
+                        "metadata": {"name": name, "namespace": NAMESPACE, "generation": 1},
+                        "spec": spec,
+                        "status": {"components": components, "phase": "Ready"},
+                    }
+                )
+            )
         calls = len(p.helm_calls())
 
         async def all_unchanged() -> float:
@@ -97,10 +119,11 @@ def measure_unchanged(root: Path, resources: int) -> tuple[float, float]:
         assert p.helm_calls()[calls:] == [], "an unchanged reconcile called helm"
         started = time.perf_counter()
         for _ in range(resources):
-            subprocess.run([os.environ["FLEET_HELM"], "list", "-n", NAMESPACE, "-o", "json"], check=True,
-                           capture_output=True)
+            subprocess.run(
+                [os.environ["FLEET_HELM"], "list", "-n", NAMESPACE, "-o", "json"], check=True, capture_output=True
+            )
         helm_s = time.perf_counter() - started
-        handlers.RUNTIME = None
+        handlers._State.runtime = None
     return reconcile_s, helm_s
 
 
@@ -130,8 +153,16 @@ def run(quick: bool = False) -> dict:
         "reconcile_unchanged_per_resource_ms": ">= 10x cheaper than one `helm list`",
     }
     met = ratios["create_to_all_releases_requested_s"] <= 2.0 and ratios[f"reconcile_{resources}_unchanged_s"] >= 10
-    return {"component": "operator", "figures": figures, "baseline": baseline, "ratios": ratios, "targets": targets,
-            "met": met, "resources": resources, "releases_per_resource": _release_count()}
+    return {
+        "component": "operator",
+        "figures": figures,
+        "baseline": baseline,
+        "ratios": ratios,
+        "targets": targets,
+        "met": met,
+        "resources": resources,
+        "releases_per_resource": _release_count(),
+    }
 
 
 def main() -> None:
@@ -140,8 +171,10 @@ def main() -> None:
     args = parser.parse_args()
     result = run(quick=args.quick)
     for name, value in result["figures"].items():
-        print(f"{name:42s} {value:>10} baseline {result['baseline'][name]:>10} ratio {result['ratios'][name]:>6}  "
-              f"target {result['targets'][name]}")
+        print(
+            f"{name:42s} {value:>10} baseline {result['baseline'][name]:>10} ratio {result['ratios'][name]:>6}  "
+            f"target {result['targets'][name]}"
+        )
     print(f"met: {result['met']}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -72,6 +72,7 @@ def test_failing_release_rolls_back_to_the_last_good_revision_and_sets_degraded(
     with platform(tmp_path) as p, p.operator():
         p.create(p.fleet())
         p.wait_condition("Ready", timeout=90)
+
         # An admission policy of the cluster refuses this image: the upgrade fails half-way.
         def policy(verb: str, plural: str, obj: dict) -> str | None:
             containers = obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
@@ -90,7 +91,9 @@ def test_failing_release_rolls_back_to_the_last_good_revision_and_sets_degraded(
         assert grafana["state"] == "Failed" and grafana["revision"] == 1
         assert ("rollback", "demo-grafana") in p.mutations()
         assert p.releases()["demo-grafana"]["version"] == "3"  # 1 good, 2 failed, 3 = rollback to 1
-        image = p.kube.get("apps/v1", "deployments", NAMESPACE, "demo-grafana")["spec"]["template"]["spec"]["containers"][0]["image"]
+        image = p.kube.get("apps/v1", "deployments", NAMESPACE, "demo-grafana")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["image"]
         assert image.endswith(":1.0")
         assert p.events("RolledBack") and p.events("ReleaseFailed")
 
@@ -128,7 +131,9 @@ def test_pause_stops_all_changes_until_resumed(tmp_path):
         p.patch_spec({"paused": False})
         obj = p.wait_condition("Paused", "False")
         obj = p.wait_condition("Ready")
-        wait_for(lambda: p.kube.get("apps/v1", "deployments", NAMESPACE, "demo-api")["spec"]["replicas"] == 5, 30, "api")
+        wait_for(
+            lambda: p.kube.get("apps/v1", "deployments", NAMESPACE, "demo-api")["spec"]["replicas"] == 5, 30, "api"
+        )
         assert p.mutations()[-1] == ("upgrade", "demo-api")
         # Ready never flipped while paused, so its lastTransitionTime is unchanged.
         ready = next(c for c in p.get()["status"]["conditions"] if c["type"] == "Ready")
@@ -141,12 +146,18 @@ def test_delete_removes_releases_in_reverse_order_keeps_volumes_and_drops_the_fi
         obj = p.wait_condition("Ready", timeout=90)
         assert obj["metadata"]["finalizers"] == ["fleet-monitor.io/finalizer"]
         for release in ("demo-kafka", "demo-timescaledb"):  # what StatefulSets leave behind
-            p.kube.create({
-                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                "metadata": {"name": f"data-{release}-0", "namespace": NAMESPACE,
-                             "labels": {"app.kubernetes.io/instance": release}},
-                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-            })
+            p.kube.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "metadata": {
+                        "name": f"data-{release}-0",
+                        "namespace": NAMESPACE,
+                        "labels": {"app.kubernetes.io/instance": release},
+                    },
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+                }
+            )
         p.delete()
         wait_for(lambda: p.get() is None, 60, "the FleetMonitor to be gone (finalizer removed)")
 
@@ -191,8 +202,12 @@ def test_invalid_resources_are_rejected_naming_the_field(tmp_path):
             p.create(missing)
         # Valid: the API server fills the schema's defaults.
         created = p.create(p.fleet())
-        assert created["spec"]["jobs"]["alarms"] == {"enabled": True, "parallelism": 2, "checkpointInterval": "30s",
-                                                     "upgradeMode": "savepoint"}
+        assert created["spec"]["jobs"]["alarms"] == {
+            "enabled": True,
+            "parallelism": 2,
+            "checkpointInterval": "30s",
+            "upgradeMode": "savepoint",
+        }
         assert created["spec"]["paused"] is False
 
 
@@ -215,7 +230,7 @@ def test_readiness_gates_the_next_stage_and_waiting_is_retried(tmp_path):
         p.kube.set_workloads_ready(False)
         with p.operator():
             p.create(p.fleet())
-            wait_for(lambda: (p.get().get("status", {}).get("phase") == "Progressing"), 60, "Progressing")
+            wait_for(lambda: p.get().get("status", {}).get("phase") == "Progressing", 60, "Progressing")
             obj = p.get()
             progressing = next(c for c in obj["status"]["conditions"] if c["type"] == "Progressing")
             assert progressing["reason"] == "WaitingForReadiness" and "demo-kafka" in progressing["message"]

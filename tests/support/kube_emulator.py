@@ -697,7 +697,9 @@ class KubeEmulator:
 
         async def switch() -> None:
             self.server.workloads_ready = ready
-            for key in [key for key in self.server.store if key[:2] in (("apps", "deployments"), ("apps", "statefulsets"))]:
+            for key in [
+                key for key in self.server.store if key[:2] in (("apps", "deployments"), ("apps", "statefulsets"))
+            ]:
                 await self.server._controllers(key)
 
         assert self._loop is not None
