@@ -98,3 +98,17 @@ test-api: setup ## storage + API tests: every endpoint on real PostgreSQL, auth,
 
 bench-api: setup ## API p50/p99/rps (fleet, trends, alarms) on 1M readings vs a SELECT 1 endpoint
 	@$(PY) -m tests.bench.bench_api $(ARGS)
+
+# --- jobs (jobs/ PyFlink stream jobs, storage/writes.py) -----------------------------------------
+.PHONY: jobs test-jobs bench-jobs
+JOBS_TESTS := tests/unit/test_jobs.py tests/integration/test_jobs_writes.py \
+	tests/integration/test_jobs_pipeline.py tests/integration/test_jobs_inactivity.py
+
+jobs: setup ## run every stream job on files (ARGS="--input-dir DIR --database-url URL --follow")
+	@$(PY) -m jobs all $(ARGS)
+
+test-jobs: setup ## jobs tests: real Flink mini-cluster, PostgreSQL and broker (~8 min on 2 cores)
+	@$(PY) -m pytest $(JOBS_TESTS) $(ARGS)
+
+bench-jobs: setup ## events/s of all jobs vs a bare Flink SQL pass-through; alarm latency p50/p99
+	@$(PY) -m tests.bench.bench_jobs $(ARGS)

@@ -82,8 +82,10 @@ WRITES: dict[str, TableWrite] = {
             "source_state",
             "source_id kind fleet_id site_id zone_id last_seen last_schema latest",
             "source_id",
-            newest_first="last_seen DESC",
-            update_when="excluded.last_seen >= source_state.last_seen",
+            # Several families share a timestamp: ties go to a fixed order, so replays agree.
+            newest_first="last_seen DESC, last_schema DESC, latest::text DESC",
+            update_when="(excluded.last_seen, excluded.last_schema, excluded.latest::text) >= "
+            "(source_state.last_seen, source_state.last_schema, source_state.latest::text)",
         ),
         _spec(
             "device_inactivity",
