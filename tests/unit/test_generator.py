@@ -326,3 +326,17 @@ def test_replay_validates_every_row_before_sending(tmp_path):
     )
     with pytest.raises(ReplayError, match=r"bad.jsonl:1: field 'fare'"):
         TripReplay(bad)
+
+
+def test_scenarios_repeat_with_a_period_for_continuous_runs():
+    config = SimConfig(
+        vehicles=6, sites=1, zones=1, devices_per_zone=1, heartbeat_devices=0, rate=20.0, start=T0, count=4500,
+        scenarios=("tire-leak", "speeding"), scenario_period_rounds=60,
+    )  # fmt: skip
+    promised = expectations(config)
+    per_type = defaultdict(list)
+    for alert in promised.alerts:
+        per_type[alert.alert_type].append(alert)
+    assert len(per_type[AlertType.TIRE_PRESSURE_LOW]) >= 2 and len(per_type[AlertType.SPEEDING]) >= 2
+    first, second = per_type[AlertType.SPEEDING][:2]
+    assert first.cleared_at < second.raised_at
