@@ -360,7 +360,7 @@ class ExpectationTracker:
     def __init__(self, config: SimConfig, scenarios: list[Scenario], zones: dict):
         self.config = config
         self.result = Expectations()
-        self.watch: dict[str, list[tuple[Scenario, AlertType]]] = {}
+        self.watch: dict[str, list[tuple[Scenario, AlertType, Rule | None]]] = {}
         self._open: dict[tuple[str, AlertType, str], int] = {}
         self._last_heartbeat: dict[str, int] = {}
         self.timeout_ms = int(config.thresholds.inactivity.timeout_s * 1000)
@@ -370,10 +370,13 @@ class ExpectationTracker:
             alert_type = SCENARIO_ALERTS[scenario.name]
             if alert_type is not None:
                 for source in sources:
-                    self.watch.setdefault(source, []).append((scenario, alert_type))
+                    rule = None
+                    if alert_type != AlertType.DEVICE_INACTIVE:
+                        rule = config.thresholds.rule_for(alert_type, config.fleet_id, source)
+                    self.watch.setdefault(source, []).append((scenario, alert_type, rule))
 
     def observe(self, family: str, source_id: str, ms: int, fields: tuple) -> None:
-        for scenario, alert_type in self.watch[source_id]:
+        for scenario, alert_type, rule in self.watch[source_id]:
             if alert_type == AlertType.DEVICE_INACTIVE:
                 if family == "device.heartbeat":
                     self._heartbeat(scenario, source_id, ms)
@@ -383,7 +386,6 @@ class ExpectationTracker:
                 continue
             value, detail = reading
             key = (source_id, alert_type, detail)
-            rule = self.config.thresholds.rule_for(alert_type, self.config.fleet_id, source_id)
             if key not in self._open and rule.breached(value):
                 self._open[key] = ms
             elif key in self._open and rule.recovered(value):
