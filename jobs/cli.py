@@ -29,6 +29,36 @@ def _positive(kind):
     return parse
 
 
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration(text: str) -> float:
+    """Seconds, or a Flink-style duration ("500ms", "30s", "2min") as the Helm chart passes it."""
+    number, unit = text.strip(), "s"
+    for suffix in sorted(_DURATION_UNITS, key=len, reverse=True):
+        if number.endswith(suffix):
+            number, unit = number.removesuffix(suffix).strip(), suffix
+            break
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds or a duration like 500ms, 30s, 2min; got {text!r}"
+        ) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return seconds
+
+
+def _local_path(text: str) -> Path:
+    """A directory path, also given as a file:// URI (the chart's Flink-style checkpoint location)."""
+    if text.startswith("file://"):
+        return Path(text.removeprefix("file://"))
+    if "://" in text:
+        raise argparse.ArgumentTypeError(f"only local paths or file:// URIs are supported, got {text!r}")
+    return Path(text)
+
+
 def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(","))
@@ -65,8 +95,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alerts-bootstrap-servers", help="broker for alarms (default: --bootstrap-servers)")
     p.add_argument("--database-url", help="PostgreSQL/TimescaleDB URL the loader writes to")
     p.add_argument("--thresholds", type=Path, help="thresholds YAML (contracts.thresholds.Thresholds.load)")
-    p.add_argument("--checkpoint-dir", type=Path, help="checkpoint directory (default: a temporary one)")
-    p.add_argument("--checkpoint-interval", type=_positive(float), default=10.0, help="seconds (default 10)")
+    p.add_argument("--checkpoint-dir", type=_local_path, help="checkpoint directory (default: a temporary one)")
+    p.add_argument(
+        "--checkpoint-interval", type=_duration, default=10.0, help="seconds or a duration like 30s (default 10)"
+    )
     p.add_argument(
         "--restore",
         metavar="PATH|latest",

@@ -15,6 +15,7 @@ import yaml
 from contracts.records import AlertType
 from contracts.thresholds import Thresholds
 from contracts.topics import ALL_TOPICS
+from jobs.cli import parser as jobs_parser
 from tests.unit.test_charts_render import CHARTS, ENVIRONMENTS, ROOT, find, pod_spec, render
 
 MAIN_WORKLOAD = {  # (kind, name suffix) the operator's replicaCount/resources/persistence keys drive
@@ -182,6 +183,12 @@ def test_flink_job_runs_the_named_job_with_the_agreed_flags(job: str) -> None:
         "--checkpoint-interval": "60s",
         "--parallelism": "6",
     }
+    parsed = jobs_parser().parse_args(program[1:])
+    assert (parsed.job, parsed.checkpoint_interval, str(parsed.checkpoint_dir)) == (
+        job,
+        60.0,
+        "/flink-data/checkpoints",
+    )
     env = {e["name"]: e for e in jobmanager["env"]}
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "fleet-monitor-timescaledb",

@@ -87,3 +87,26 @@ def test_cli_help_and_clear_errors(tmp_path):
 def test_cli_rejects_bad_window_sizes(tmp_path, bad):
     result = cli("aggregates", "--input-dir", str(tmp_path), "--building-windows", bad)
     assert result.returncode == 2 and "--building-windows" in result.stderr
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("10", 10.0), ("30s", 30.0), ("500ms", 0.5), ("2min", 120.0)])
+def test_checkpoint_interval_takes_seconds_or_flink_durations(text, seconds):
+    from jobs.cli import parser
+
+    assert (
+        parser().parse_args(["kpis", "--input-dir", ".", "--checkpoint-interval", text]).checkpoint_interval == seconds
+    )
+
+
+@pytest.mark.parametrize("bad", ["soon", "-5s", "3 weeks"])
+def test_checkpoint_interval_rejects_what_is_not_a_duration(tmp_path, bad):
+    result = cli("kpis", "--input-dir", str(tmp_path), "--checkpoint-interval", bad)
+    assert result.returncode == 2 and "--checkpoint-interval" in result.stderr
+
+
+def test_checkpoint_dir_accepts_file_uris_only(tmp_path):
+    from jobs.cli import parser
+
+    args = parser().parse_args(["kpis", "--input-dir", ".", "--checkpoint-dir", f"file://{tmp_path}"])
+    assert args.checkpoint_dir == tmp_path
+    assert "only local paths" in cli("kpis", "--input-dir", str(tmp_path), "--checkpoint-dir", "s3://b/x").stderr
