@@ -1,21 +1,38 @@
-"""`make run`: the platform on this machine. Starts the real services (for now the Kafka-protocol
-broker with every topic), runs the fleet simulator into it with progress lines, and stops
-everything cleanly on Ctrl-C, SIGTERM or the end of --duration.
+"""`make run`: the whole platform on this machine, no cluster. Starts, in order: the Kafka-protocol
+broker, PostgreSQL (the server DATABASE_URL names, else a private one; a fresh database per run),
+the migrations, the alerts shipper (alerts topic -> alarm_events, as Vector does in Kubernetes),
+the Flink jobs in a local mini-cluster, the API and the fleet simulator. Prints the URLs and a
+live summary, and stops everything in reverse order on Ctrl-C, SIGTERM or the end of --duration.
 
-    python -m devstack.run --duration 60 --rate 200
+The jobs read Kafka only where the pinned Kafka connector jar is available and can be put on
+their classpath; otherwise (as on the build machines) they read the simulator's JSON-lines files.
+The first lines say which mode runs and why. Logs: .local-run/<timestamp>/logs/.
+
+    python -m devstack.run --duration 120 --rate 200
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import threading
+import time
 from typing import Protocol
 
 from contracts.topics import ALL_TOPICS
 from devstack.broker import Broker
+from devstack.services import (
+    AlertShipperService,
+    ApiService,
+    JobsService,
+    MigrationsService,
+    PostgresService,
+    RunDir,
+    SimulatorService,
+    source_mode,
+)
+from devstack.summary import Summary
 
 log = logging.getLogger("devstack.run")
 
@@ -48,7 +65,7 @@ class BrokerService:
 
 class LocalPlatform:
     """Starts services in order and always stops the started ones in reverse, even when a later
-    one fails to start. The end-to-end issue adds PostgreSQL, migrations, Flink jobs and the API."""
+    one fails to start."""
 
     def __init__(self, services: list[Service]):
         self.services = services
@@ -84,22 +101,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m devstack.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--partitions", type=int, default=3, help="partitions per topic (default 3)")
+    platform = parser.add_argument_group("platform")
+    platform.add_argument("--partitions", type=int, default=3, help="partitions per topic (default 3)")
+    platform.add_argument(
+        "--summary-interval", type=float, default=5.0, help="seconds between live summary lines (default 5)"
+    )
+    platform.add_argument(
+        "--jobs-timeout", type=float, default=300.0, help="seconds the Flink jobs may take to start (default 300)"
+    )
+    platform.add_argument("--api-port", type=int, help="API port (default: a free one)")
     add_simulation_arguments(parser)
     add_run_arguments(parser)
+    for action in parser._actions:
+        if action.dest == "duration":  # one clock for the whole platform, not just the simulator
+            action.help = "stop the whole platform after this many seconds (default: run until Ctrl-C)"
     parser.set_defaults(max_speed=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from generator.cli import install_stop_handlers, make_simulator, run_simulation
+    from generator.cli import install_stop_handlers, make_simulator
     from generator.runner import setup_logging
-    from generator.sinks import KafkaSink
+    from generator.sinks import JsonlFileSink
 
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.partitions < 1:
         parser.error(f"--partitions must be >= 1, got {args.partitions}")
+    if args.summary_interval <= 0 or args.jobs_timeout <= 0:
+        parser.error("--summary-interval and --jobs-timeout must be > 0")
+    if args.api_port is not None and not 0 < args.api_port < 65536:
+        parser.error(f"--api-port must be 1..65535, got {args.api_port}")
+    duration, args.duration = args.duration, None  # the simulator runs until the platform stops
     setup_logging(args.log_level)
     try:
         simulator = make_simulator(args)
@@ -107,26 +140,67 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     stop = threading.Event()
     install_stop_handlers(stop)
+    started = time.monotonic()
+    run = RunDir.create()
+    mode, why = source_mode()
+    say(f"mode: jobs read {mode} ({why})")
+    say(f"run directory: {run.root} (logs in {run.logs})")
     broker = BrokerService(args.partitions)
-    with LocalPlatform([broker]):
-        if stop.is_set():
+    postgres = PostgresService()
+    jobs = JobsService(run, postgres, lambda: broker.broker.bootstrap)
+    api = ApiService(run, postgres, args.api_port)
+    sink = JsonlFileSink(run.input, max_lines=100_000, max_age_s=1.0)
+    sim = SimulatorService(simulator, sink, progress_interval_s=args.progress_interval)
+    services = [
+        broker,
+        postgres,
+        MigrationsService(postgres),
+        AlertShipperService(lambda: broker.broker.bootstrap, postgres),
+        jobs,
+        api,
+        sim,
+    ]
+    try:
+        with LocalPlatform(services):
+            say(f"API: {api.url}  (docs {api.url}/docs, alarms {api.url}/alarms, fleet {api.url}/fleet)")
+            say(f"broker: {broker.broker.bootstrap}  database: {postgres.url}")
+            say(f"services up in {time.monotonic() - started:.1f} s; Ctrl-C stops everything")
+            summary = Summary(postgres.url, sim.stats)
+            status = watch(args, stop, duration=duration, started=started, jobs=jobs, sim=sim, summary=summary)
+    finally:
+        say(f"stopped; logs kept in {run.logs}")
+    log.info("summary", extra=sim.stats.to_dict())
+    return status
+
+
+def watch(args, stop: threading.Event, *, duration, started, jobs, sim, summary) -> int:
+    """Print the live summary until Ctrl-C, --duration or a failed service."""
+    deadline = started + duration if duration else None
+    ready_at = None
+    while True:
+        timeout = args.summary_interval if deadline is None else min(args.summary_interval, deadline - time.monotonic())
+        if stop.wait(max(timeout, 0)) or (deadline and time.monotonic() >= deadline):
             return 0
-        sink = KafkaSink(broker.broker.bootstrap)
-        stats = run_simulation(args, sink, stop, simulator)
-    summary = stats.to_dict()
-    log.info("summary", extra=summary)
-    print(_table(summary), file=sys.stderr)
-    return 1 if stats.errors else 0
+        if not jobs.running():
+            say(f"the jobs exited with {jobs.process.returncode}; last log lines:\n{jobs.tail()}")
+            return 1
+        if sim.error is not None:
+            say(f"the simulator failed: {sim.error}")
+            return 1
+        if ready_at is None and jobs.submitted():
+            ready_at = time.monotonic()
+            say(f"jobs running after {ready_at - jobs.started_at:.0f} s (startup {ready_at - started:.0f} s)")
+        if ready_at is None:
+            state = f"waiting for the jobs: planning the Flink job, {time.monotonic() - jobs.started_at:.0f} s"
+        else:
+            state = "running"
+        text, fields = summary.line(state)
+        log.info("live summary", extra=fields)
+        say(text)
 
 
-def _table(summary: dict) -> str:
-    lines = [f"{'topic':<28} {'events':>10}"]
-    lines += [f"{topic:<28} {count:>10,}" for topic, count in summary["per_topic"].items()]
-    lines.append(
-        f"sent {summary['sent']:,} in {summary['elapsed_s']:.1f} s ({summary['rate_per_s']:,.1f}/s), "
-        f"delivery errors {summary['errors']}" + (f" (last: {summary['last_error']})" if summary["last_error"] else "")
-    )
-    return "\n".join(lines) + ("\n" + json.dumps({"stopped_early": True}) if summary["stopped_early"] else "")
+def say(text: str) -> None:
+    print(text, flush=True)
 
 
 if __name__ == "__main__":
