@@ -14,7 +14,7 @@ import uvicorn
 from api.app import create_app
 from api.observability import RequestIdFilter
 from api.settings import Settings
-from storage import jsonlog
+from contracts import jsonlog
 
 
 def _parser() -> argparse.ArgumentParser:

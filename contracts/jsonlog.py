@@ -1,4 +1,5 @@
-"""One-line JSON logs for the CLIs and the API: machine-readable, with any `extra` fields."""
+"""The one structured log line format every fleet-monitor process writes: a JSON object per line with
+`ts`, `level`, `logger`, `msg`, any `extra` fields and `exc` for tracebacks. Log shippers parse it."""
 
 from __future__ import annotations
 

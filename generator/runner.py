@@ -3,7 +3,6 @@ Prometheus metrics and a clean stop (Ctrl-C / SIGTERM set `stop`; the sink is al
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -11,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from contracts import jsonlog
 from generator.sinks import Sink
 
 log = logging.getLogger("generator")
@@ -52,30 +52,8 @@ class RunStats:
         }
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any `extra` fields."""
-
-    _standard = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        document = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        document.update({key: value for key, value in record.__dict__.items() if key not in self._standard})
-        if record.exc_info:
-            document["error"] = self.formatException(record.exc_info)
-        return json.dumps(document, default=str)
-
-
 def setup_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    jsonlog.configure(level)
 
 
 class Metrics:

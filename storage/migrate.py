@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psycopg
 
-from storage import jsonlog
+from contracts import jsonlog
 from storage.policies import HYPERTABLES, PolicyError, PolicySettings, apply_timescale_policies, prune
 
 log = logging.getLogger("storage.migrate")
