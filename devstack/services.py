@@ -146,6 +146,9 @@ class Subprocess:
                 log.warning("did not stop in time; killing", extra={"service": self.name, "pid": group})
         _signal_group(group, signal.SIGKILL)  # whatever the child left behind in its group
         self.process.wait()
+        # Grandchildren are reaped by init a moment after the kill: return once they are gone.
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: not _group_alive(group), 10, f"{self.name} process group exit")
         log.info("process ended", extra={"service": self.name, "returncode": self.process.returncode})
 
     def tail(self, lines: int = 20) -> str:
@@ -153,6 +156,14 @@ class Subprocess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def _signal_group(group: int, sig: signal.Signals) -> None:
