@@ -210,6 +210,17 @@ class JobsService(Subprocess):
             self.stop_timeout_s = 0.1  # still planning: no state to save, planning ignores SIGTERM
         super().stop()
 
+    def wait_submitted(self, timeout_s: float = 300) -> float:
+        """Seconds until the job runs; raises with the log's tail if the jobs exit or time out."""
+
+        def ready() -> bool:
+            if not self.running():
+                raise RuntimeError(f"jobs exited with {self.process.returncode}:\n{self.tail()}")
+            return self.submitted()
+
+        wait_until(ready, timeout_s, "Flink jobs", interval_s=1)
+        return time.monotonic() - self.started_at
+
     def submitted(self) -> bool:
         """The job is planned and running (its driver logged 'job submitted')."""
         try:
