@@ -28,8 +28,15 @@ lint: setup ## ruff lint and format check
 format: setup ## apply ruff fixes and formatting
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
-bench: setup ## run the benchmarks and write tests/bench/results
+bench: setup ## run the benchmarks (components + end-to-end) and write tests/bench/results
 	@$(PY) -m tests.bench.run_all $(ARGS)
+
+.PHONY: test-e2e bench-e2e
+test-e2e: setup ## make run lifecycle + end-to-end tests (generator -> files -> jobs -> database -> API; ~5 min)
+	@$(PY) -m pytest tests/integration/test_local_platform.py tests/e2e $(ARGS)
+
+bench-e2e: setup ## whole pipeline: events/s in and processed, alarm latency p50/p99 event -> API (ARGS=--quick)
+	@$(PY) -m tests.bench.bench_e2e $(ARGS)
 
 # --- operator (kopf, FleetMonitor CRD, charts/fleet-operator) -----------------------------------
 .PHONY: test-operator
