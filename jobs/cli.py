@@ -113,7 +113,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kpi-window", type=_positive(int), default=300, help="KPI/trip window, seconds")
     p.add_argument("--out-of-orderness", type=float, default=5.0, help="watermark bound, seconds")
     p.add_argument("--allowed-lateness", type=float, default=0.0, help="extra seconds late events still count")
-    p.add_argument("--idle-timeout", type=_positive(float), default=10.0, help="idle source timeout, seconds")
+    p.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=1.0,
+        help="seconds without input before a source stops holding back the watermark (default 1)",
+    )
     p.add_argument("--follow", action="store_true", help="keep watching --input-dir for new files")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p

@@ -36,7 +36,9 @@ class JobConfig:
     kpi_window_s: int = 300
     out_of_orderness_s: float = 5.0
     allowed_lateness_s: float = 0.0
-    idle_timeout_s: float = 10.0
+    idle_timeout_s: float = 1.0
+    """A family without input holds back the watermark of every union it is in (the alarms read four)
+    until marked idle: at 10 s, live alarms came out 6-21 s late for the first ~20 s, at 1 s ~2 s."""
     follow: bool = False
     monitor_interval_s: float = 1.0
     restore_from: str | None = None
