@@ -19,7 +19,6 @@ from storage.migrate import migrate_up
 pytestmark = pytest.mark.integration
 
 TOKEN = "fm_test-operator-token"
-NOW = datetime.now(UTC).replace(microsecond=0)
 BASE = datetime(2025, 3, 3, 0, 0, tzinfo=UTC)  # a Monday; fixed times for the time-series checks
 
 
@@ -42,13 +41,14 @@ def alarm(alert_id, source, alert_type="co2_high", severity="warning", status="a
 
 
 def seed(url: str) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)  # per test: "silent for" is measured from the seeding
     with psycopg.connect(url) as conn:
         sources = [
-            ("veh-1", "vehicle", "fleet-a", None, None, NOW - timedelta(seconds=5)),
-            ("veh-2", "vehicle", "fleet-a", None, None, NOW - timedelta(hours=2)),  # stale: inactive
-            ("bld-1", "building_device", "fleet-b", "site-1", "zone-a", NOW - timedelta(seconds=10)),
-            ("bld-2", "building_device", "fleet-b", "site-1", "zone-b", NOW - timedelta(seconds=10)),
-            ("hb-1", "device", "fleet-b", None, None, NOW - timedelta(seconds=20)),
+            ("veh-1", "vehicle", "fleet-a", None, None, now - timedelta(seconds=5)),
+            ("veh-2", "vehicle", "fleet-a", None, None, now - timedelta(hours=2)),  # stale: inactive
+            ("bld-1", "building_device", "fleet-b", "site-1", "zone-a", now - timedelta(seconds=10)),
+            ("bld-2", "building_device", "fleet-b", "site-1", "zone-b", now - timedelta(seconds=10)),
+            ("hb-1", "device", "fleet-b", None, None, now - timedelta(seconds=20)),
         ]
         conn.cursor().executemany(
             "INSERT INTO source_state (source_id, kind, fleet_id, site_id, zone_id, last_seen, last_schema, latest)"
@@ -56,7 +56,7 @@ def seed(url: str) -> None:
             [(*row, json.dumps({"speed_kmh": 50})) for row in sources],
         )
         conn.execute(  # hb-1 silent 20 s with a 10 s timeout: inactive even before the job flags it
-            "INSERT INTO device_inactivity VALUES ('hb-1', %s, 10, false, NULL, %s)", (NOW - timedelta(seconds=20), NOW)
+            "INSERT INTO device_inactivity VALUES ('hb-1', %s, 10, false, NULL, %s)", (now - timedelta(seconds=20), now)
         )
         alarms = [
             alarm("a1", "bld-1", first=BASE + timedelta(hours=1), last=BASE + timedelta(hours=5)),
