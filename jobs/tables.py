@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pyflink.table import Schema, StreamTableEnvironment
 
+from jobs import fastpath
 from jobs.config import JobConfig
 from jobs.parse import function_name, output_columns, parse_function
 from storage.writes import WRITES
@@ -65,16 +66,24 @@ def create_source(t_env: StreamTableEnvironment, config: JobConfig, schema_name:
 
 
 def create_parsed_views(t_env: StreamTableEnvironment, config: JobConfig, schema_name: str) -> None:
-    """parsed_<family>: every payload with its contract error (if any);
+    """parsed_<family>: every payload with its contract error (if any), checked in SQL when it is
+    certainly valid (jobs.fastpath) and by the Python parse otherwise;
     valid_<family>: good, on-time events; rejects_<family>: dead letters (malformed or late)."""
     name, topic = short(schema_name), config.topics[schema_name]
     t_env.create_temporary_system_function(function_name(schema_name), parse_function(schema_name))
     columns = ", ".join(output_columns(schema_name))
-    parsed = t_env.sql_query(
-        f"SELECT p.*, s.line, s.received_at, s.rowtime "
-        f"FROM src_{name} AS s, LATERAL TABLE({function_name(schema_name)}(s.line, CAST(s.rowtime AS STRING))) AS p({columns})"
+    certain = fastpath.once(fastpath.valid_predicate(schema_name))
+    t_env.execute_sql(
+        f"CREATE TEMPORARY VIEW checked_{name} AS SELECT *, {certain} AS certain "
+        f"FROM (SELECT {fastpath.extracted(schema_name)} FROM src_{name})"
     )
-    # A round trip through one DataStream pins the Python parse to a single operator that every
+    parsed = t_env.sql_query(
+        f"SELECT {fastpath.typed_columns(schema_name)}, line, received_at, rowtime FROM checked_{name} WHERE certain "
+        "UNION ALL SELECT p.*, s.line, s.received_at, s.rowtime "
+        f"FROM (SELECT line, received_at, rowtime FROM checked_{name} WHERE NOT certain) AS s, "
+        f"LATERAL TABLE({function_name(schema_name)}(s.line, CAST(s.rowtime AS STRING))) AS p({columns})"
+    )
+    # A round trip through one DataStream pins the parse to a single operator that every
     # pipeline reads (the planner would otherwise repeat it per query); Java only, no Python cost.
     stream = t_env.to_data_stream(parsed)
     watermarked = Schema.new_builder().watermark("rowtime", "SOURCE_WATERMARK()").build()

@@ -111,6 +111,8 @@ def run_bench(quick: bool = False) -> dict:
         url = _database(server.url)
         base = dict(output_dir=work / "out", checkpoint_dir=work / "ck", database_url=url, input_dir=work / "in")
         all_jobs = JobConfig(jobs=("aggregates", "alarms", "inactivity", "kpis"), **base)
+        # The JVM's first job runs cold (measured: 27k events/s, then 120k warm); time both warm.
+        bare_pass_through(all_jobs)
         bare_s = bare_pass_through(all_jobs)
         full_s = full_jobs(all_jobs)
         live_dir = work / "live"
