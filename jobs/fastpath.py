@@ -1,12 +1,15 @@
-"""Contract checks in Flink SQL for the events that are certainly valid, so the Python parse
+"""Contract checks in Flink SQL for events in the canonical wire form, so the Python parse
 (jobs.parse, the authority) only sees the rest.
 
-Calling Python from Flink costs ~80 us per row here; the same checks in SQL run at about half
-the rate of a bare pass-through. The checks are generated from the family's JSON Schema (the
-pydantic model's), and they are conservative: an event passes only when `contracts.parse_event`
-would accept it with the same values. Whatever fails a check (legacy heartbeats, spaced or
-escaped JSON, nulls, a wrong field) goes to the Python parse, which accepts it or names the
-field at fault. `tests/integration/test_jobs_fastpath.py` holds the two to that promise.
+Calling Python from Flink costs ~80 us per row here, and JSON_VALUE parses the whole document
+again on every call. The canonical form (what `Event.to_json` and the simulator write) is one
+compact, flat JSON object without escapes; there `,"` and `":` occur only between members, so
+STR_TO_MAP splits it exactly into raw members, and typed checks generated from the family's
+JSON Schema (the pydantic model's) decide. They are conservative: a line passes only when
+`contracts.parse_event` accepts it with the same values. Anything else (legacy heartbeats,
+spaced or escaped JSON, numbers in strings, a wrong field) goes to the Python parse, which
+accepts it or names the field at fault. `tests/integration/test_jobs_fastpath.py` holds the
+two to that promise.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from contracts import EVENT_MODELS
 from contracts.parsing import MAX_EVENT_BYTES
 from jobs.parse import ENVELOPE, family_fields
 
-# Whitespace around the colons removed, so `"key":` and `"key":"` locate keys and string values.
-# Inside a JSON string a quote is escaped (`\"`), so these patterns never match string contents.
-NORMALISED = """REGEXP_REPLACE(line, '"\\s*:\\s*', '":')"""
-WIRE_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"  # contracts.events.format_time
+END = "\\z"  # end of input; Java's `$` also matches before a final line break
+NUMBER = "^-?(0|[1-9][0-9]*)([.][0-9]+)?([eE][+-]?[0-9]+)?" + END  # JSON's number grammar
+INTEGER = "^-?(0|[1-9][0-9]*)" + END
 FLOAT_MAX = sys.float_info.max
-_SQL_TYPES = {"number": "DOUBLE", "integer": "BIGINT", "string": "STRING"}
+_SQL_TYPES = {"number": "DOUBLE", "integer": "BIGINT"}
+# `{"a":1,"b":"x"}` -> {a: 1, b: "x"}: the members between the outer `{"` and `}`.
+MEMBERS = "STR_TO_MAP(SUBSTRING(line, 3, CHAR_LENGTH(line) - 3), ',\"', '\":')"
 
 
 def _quote(text: str) -> str:
@@ -31,7 +35,14 @@ def _quote(text: str) -> str:
 
 
 def _column(name: str) -> str:
+    """The member's raw text as written: strings with their quotes."""
     return f"`j_{name}`"
+
+
+def _text(name: str) -> str:
+    """A string member's value (the quotes removed)."""
+    raw = _column(name)
+    return f"SUBSTRING({raw}, 2, CHAR_LENGTH({raw}) - 2)"
 
 
 @cache
@@ -40,44 +51,48 @@ def _properties(schema_name: str) -> tuple[dict, set[str]]:
     defs = schema.get("$defs", {})
     resolved = {}
     for name, declared in schema["properties"].items():
-        options = [option for option in declared.get("anyOf", [declared]) if option.get("type") != "null"]
-        (prop,) = options
+        (prop,) = [option for option in declared.get("anyOf", [declared]) if option.get("type") != "null"]
         if "$ref" in prop:
             prop = defs[prop["$ref"].rsplit("/", 1)[1]]
         resolved[name] = {**prop, "nullable": "anyOf" in declared}
     return resolved, set(schema["required"])
 
 
-def _string_checks(raw: str, prop: dict) -> list[str]:
-    checks = []
+def _string_checks(name: str, prop: dict) -> list[str]:
+    raw, text = _column(name), _text(name)
+    checks = [
+        f"CHAR_LENGTH({raw}) >= 2",
+        f"SUBSTRING({raw}, 1, 1) = '\"'",
+        f"SUBSTRING({raw}, CHAR_LENGTH({raw})) = '\"'",
+    ]
     if "const" in prop:
-        checks.append(f"{raw} = {_quote(prop['const'])}")
-    if "enum" in prop:
-        checks.append(f"{raw} IN ({', '.join(_quote(value) for value in prop['enum'])})")
+        checks.append(f"{text} = {_quote(prop['const'])}")
+    elif "enum" in prop:
+        checks.append(f"{text} IN ({', '.join(_quote(value) for value in prop['enum'])})")
+    elif prop.get("format") == "date-time":
+        # The wire format exactly, and the instant SQL read as the event time (tables.ROWTIME_SQL).
+        checks += [
+            f"CHAR_LENGTH({text}) = 24",
+            f"SUBSTRING({text}, 11, 1) = 'T'",
+            f"SUBSTRING({text}, 24, 1) = 'Z'",
+            f"REPLACE(REPLACE({text}, 'T', ' '), 'Z', '') = CAST(rowtime AS STRING)",
+        ]
+    elif "pattern" in prop:
+        checks.append(f"REGEXP({text}, {_quote(prop['pattern'].removesuffix('$') + END)})")
+    else:  # free text: no quote and no control character (JSON forbids both unescaped)
+        checks.append(f"NOT REGEXP({text}, '[\"\\x00-\\x1F]')")
     if "minLength" in prop:
-        checks.append(f"CHAR_LENGTH({raw}) >= {prop['minLength']}")
+        checks.append(f"CHAR_LENGTH({text}) >= {prop['minLength']}")
     if "maxLength" in prop:  # Java counts a surrogate pair twice: stricter, never looser
-        checks.append(f"CHAR_LENGTH({raw}) <= {prop['maxLength']}")
-    if "pattern" in prop:
-        # Java's `$` also matches before a final line break; the contract's does not.
-        pattern = prop["pattern"].removesuffix("$") + "\\z"
-        checks.append(f"REGEXP({raw}, {_quote(pattern)})")
-    if prop.get("format") == "date-time":
-        # The wire format exactly (the jobs read event time in SQL, tables.ROWTIME_SQL): the text
-        # must survive a round trip, which also refuses dates a lenient parser would roll over.
-        parsed = f"TRY_CAST(REPLACE(REPLACE({raw}, 'T', ' '), 'Z', '') AS TIMESTAMP(3))"
-        checks.append(f"DATE_FORMAT({parsed}, {_quote(WIRE_TIME_FORMAT)}) = {raw}")
-        checks.append(f"{raw} >= '0001-'")  # Python has no year 0
+        checks.append(f"CHAR_LENGTH({text}) <= {prop['maxLength']}")
     return checks
 
 
-def _number_checks(raw: str, prop: dict) -> list[str]:
-    kind = prop["type"]
+def _number_checks(name: str, prop: dict) -> list[str]:
+    raw, kind = _column(name), prop["type"]
     value = f"TRY_CAST({raw} AS {_SQL_TYPES[kind]})"
-    checks = [f"{value} IS NOT NULL"]
-    if kind == "integer":  # digits only: SQL would truncate 5.5, the contract refuses it
-        checks.append(f"REGEXP({raw}, '^-?[0-9]+\\z')")
-    else:  # finite only (NaN fails every comparison)
+    checks = [f"REGEXP({raw}, {_quote(INTEGER if kind == 'integer' else NUMBER)})", f"{value} IS NOT NULL"]
+    if kind == "number":  # finite only
         checks.append(f"{value} BETWEEN -{FLOAT_MAX!r} AND {FLOAT_MAX!r}")
     if "const" in prop:
         checks.append(f"{raw} = {_quote(str(prop['const']))}")
@@ -85,74 +100,68 @@ def _number_checks(raw: str, prop: dict) -> list[str]:
     return checks + [f"{value} {op} {prop[key]!r}" for key, op in bounds.items() if key in prop]
 
 
-def _checks(name: str, prop: dict, required: bool) -> str:
-    """SQL that is TRUE only when the property is absent-and-optional or present and valid."""
+def _member_ok(name: str, prop: dict, required: bool) -> str:
+    """TRUE when the member is valid, or absent (or null) where the contract allows it."""
     raw = _column(name)
-    is_string = f"POSITION({_quote(chr(34) + name + chr(34) + ':' + chr(34))} IN norm) > 0"
-    if prop["type"] == "string":
-        checks = [is_string, *_string_checks(raw, prop)]
-    else:
-        checks = [f"NOT {is_string}", *_number_checks(raw, prop)]
+    checks = _string_checks(name, prop) if prop["type"] == "string" else _number_checks(name, prop)
     present_and_valid = " AND ".join(checks)
     if required:
         return f"({raw} IS NOT NULL AND {present_and_valid})"
-    return f"({raw} IS NULL OR ({present_and_valid}))"
-
-
-def _found(name: str, prop: dict) -> str:
-    """1 when the key is in the line with a value the checks read; an optional field may be null."""
-    present = f"{_column(name)} IS NOT NULL"
-    if prop["nullable"]:
-        present += f" OR POSITION({_quote(chr(34) + name + chr(34) + ':null')} IN norm) > 0"
-    return f"CASE WHEN {present} THEN 1 ELSE 0 END"
+    absent = f"{raw} IS NULL" + (f" OR {raw} = 'null'" if prop["nullable"] else "")
+    return f"({absent} OR ({present_and_valid}))"
 
 
 def valid_predicate(schema_name: str) -> str:
-    """TRUE only for an event of this family that parse_event accepts (NULL counts as FALSE).
-    Every key must be a known, non-null property: the count of `":` in the normalised line
-    equals the number of properties found, so an unknown, duplicate, nested or null key, or a
-    `":` inside a string, sends the line to the Python parse."""
+    """TRUE only for a line of this family in the canonical form that parse_event accepts
+    (NULL counts as FALSE). Every member is a known property, once: the map holds as many
+    entries as the line has members, and all of them are properties."""
     props, required = _properties(schema_name)
-    found = " + ".join(_found(name, prop) for name, prop in props.items())
-    keys = "(CHAR_LENGTH(norm) - CHAR_LENGTH(REPLACE(norm, '\":', ''))) / 2"
+    found = " + ".join(f"CASE WHEN {_column(name)} IS NULL THEN 0 ELSE 1 END" for name in props)
+    members = "(CHAR_LENGTH(line) - CHAR_LENGTH(REPLACE(line, ',\"', ''))) / 2 + 1"
     whole = [
         f"CHAR_LENGTH(line) <= {MAX_EVENT_BYTES}",
-        # One flat object: Jackson (behind JSON_VALUE) ignores trailing text, the contract does not.
-        "POSITION('{' IN line) = 1",
-        "POSITION('}' IN line) = CHAR_LENGTH(line)",
-        f"{keys} = {found}",
+        "SUBSTRING(line, 1, 2) = '{\"'",
+        "SUBSTRING(line, CHAR_LENGTH(line)) = '}'",
+        # Without a backslash no string holds a quote, so `,"` and `":` only separate members.
+        "POSITION('\\' IN line) = 0",
+        f"CARDINALITY(members) = {members}",
+        f"CARDINALITY(members) = {found}",
     ]
-    checks = whole + [_checks(name, prop, name in required) for name, prop in props.items()]
+    checks = whole + [_member_ok(name, prop, name in required) for name, prop in props.items()]
     return "COALESCE(" + " AND ".join(checks) + ", FALSE)"
 
 
-def _json_value(name: str) -> str:
-    return f"JSON_VALUE(line, {_quote('$.' + name)})"
-
-
 def once(expression: str) -> str:
-    """The planner merges projections and would inline each extracted field into every check
+    """The planner merges projections and would inline each extracted member into every check
     that reads it (measured: 2.2x slower); a non-deterministic guard keeps them computed once."""
     return f"CASE WHEN RAND() >= 0 THEN {expression} END"
 
 
 def extracted(schema_name: str) -> str:
-    """Select list over the source: the line's fields as text (`j_<name>`) and the normalised line."""
+    """Select list over the source: the members map and each property's raw text (`j_<name>`)."""
     props, _ = _properties(schema_name)
-    fields = ", ".join(f"{once(_json_value(name))} AS {_column(name)}" for name in props)
-    return f"*, {once(NORMALISED)} AS norm, {fields}"
+    fields = ", ".join(f"{once(f'members[{_quote(name)}]')} AS {_column(name)}" for name in props)
+    return f"*, {fields}"
+
+
+def members(source: str) -> str:
+    """The source with its lines split into members, computed once per line."""
+    return f"(SELECT *, {once(MEMBERS)} AS members FROM {source})"
 
 
 def typed_columns(schema_name: str) -> str:
-    """The parse function's output columns (jobs.parse.output_columns), from the extracted text."""
+    """The parse function's output columns (jobs.parse.output_columns), from the raw members."""
     props, _ = _properties(schema_name)
     columns = ["CAST(NULL AS STRING) AS error", "CAST(NULL AS STRING) AS error_field"]
     for name in ENVELOPE:
-        value = _column(name)
+        value = _text(name)
         if "default" in props[name]:
             value = f"COALESCE({value}, {_quote(props[name]['default'])})"
         columns.append(f"{value} AS {name}")
     for name, sql_type in family_fields(schema_name).items():
-        value = _column(name) if sql_type == "STRING" else f"TRY_CAST({_column(name)} AS {sql_type})"
+        if sql_type == "STRING":
+            value = f"CASE WHEN {_column(name)} <> 'null' THEN {_text(name)} END"
+        else:
+            value = f"TRY_CAST(NULLIF({_column(name)}, 'null') AS {sql_type})"
         columns.append(f"{value} AS {name}")
     return ", ".join(columns)

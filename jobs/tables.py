@@ -65,29 +65,34 @@ def create_source(t_env: StreamTableEnvironment, config: JobConfig, schema_name:
     )
 
 
+def _pin(t_env: StreamTableEnvironment, table, view: str) -> None:
+    """Register `table` as `view` behind a round trip through one DataStream: every query that
+    reads the view then shares one operator (the planner would otherwise copy the work into each
+    query, and into both sides of a split). Java only: no Python cost."""
+    watermarked = Schema.new_builder().watermark("rowtime", "SOURCE_WATERMARK()").build()
+    t_env.create_temporary_view(view, t_env.from_data_stream(t_env.to_data_stream(table), watermarked))
+
+
 def create_parsed_views(t_env: StreamTableEnvironment, config: JobConfig, schema_name: str) -> None:
     """parsed_<family>: every payload with its contract error (if any), checked in SQL when it is
-    certainly valid (jobs.fastpath) and by the Python parse otherwise;
+    in the canonical form (jobs.fastpath) and by the Python parse otherwise;
     valid_<family>: good, on-time events; rejects_<family>: dead letters (malformed or late)."""
     name, topic = short(schema_name), config.topics[schema_name]
     t_env.create_temporary_system_function(function_name(schema_name), parse_function(schema_name))
     columns = ", ".join(output_columns(schema_name))
-    certain = fastpath.once(fastpath.valid_predicate(schema_name))
-    t_env.execute_sql(
-        f"CREATE TEMPORARY VIEW checked_{name} AS SELECT *, {certain} AS certain "
-        f"FROM (SELECT {fastpath.extracted(schema_name)} FROM src_{name})"
+    checked = t_env.sql_query(
+        f"SELECT {fastpath.typed_columns(schema_name)}, line, received_at, rowtime, "
+        f"{fastpath.valid_predicate(schema_name)} AS certain "
+        f"FROM (SELECT {fastpath.extracted(schema_name)} FROM {fastpath.members(f'src_{name}')})"
     )
+    _pin(t_env, checked, f"checked_{name}")
     parsed = t_env.sql_query(
-        f"SELECT {fastpath.typed_columns(schema_name)}, line, received_at, rowtime FROM checked_{name} WHERE certain "
+        f"SELECT {columns}, line, received_at, rowtime FROM checked_{name} WHERE certain "
         "UNION ALL SELECT p.*, s.line, s.received_at, s.rowtime "
         f"FROM (SELECT line, received_at, rowtime FROM checked_{name} WHERE NOT certain) AS s, "
         f"LATERAL TABLE({function_name(schema_name)}(s.line, CAST(s.rowtime AS STRING))) AS p({columns})"
     )
-    # A round trip through one DataStream pins the parse to a single operator that every
-    # pipeline reads (the planner would otherwise repeat it per query); Java only, no Python cost.
-    stream = t_env.to_data_stream(parsed)
-    watermarked = Schema.new_builder().watermark("rowtime", "SOURCE_WATERMARK()").build()
-    t_env.create_temporary_view(f"parsed_{name}", t_env.from_data_stream(stream, watermarked))
+    _pin(t_env, parsed, f"parsed_{name}")
     late = "rowtime < CURRENT_WATERMARK(rowtime)"
     t_env.execute_sql(
         f"CREATE TEMPORARY VIEW valid_{name} AS SELECT * FROM parsed_{name} "
