@@ -109,7 +109,7 @@ bench-api: setup ## API p50/p99/rps (fleet, trends, alarms) on 1M readings vs a 
 # --- jobs (jobs/ PyFlink stream jobs, storage/writes.py) -----------------------------------------
 .PHONY: jobs test-jobs bench-jobs
 JOBS_TESTS := tests/unit/test_jobs.py tests/integration/test_jobs_writes.py \
-	tests/integration/test_jobs_pipeline.py tests/integration/test_jobs_inactivity.py
+	tests/integration/test_jobs_fastpath.py tests/integration/test_jobs_pipeline.py tests/integration/test_jobs_inactivity.py
 
 jobs: setup ## run every stream job on files (ARGS="--input-dir DIR --database-url URL --follow")
 	@$(PY) -m jobs all $(ARGS)
