@@ -41,8 +41,12 @@ def _column(name: str) -> str:
 
 def _text(name: str) -> str:
     """A string member's value (the quotes removed)."""
-    raw = _column(name)
-    return f"SUBSTRING({raw}, 2, CHAR_LENGTH({raw}) - 2)"
+    return f"`t_{name}`"
+
+
+def _value(name: str) -> str:
+    """A number member's value (NULL where the text is no number)."""
+    return f"`v_{name}`"
 
 
 @cache
@@ -90,7 +94,7 @@ def _string_checks(name: str, prop: dict) -> list[str]:
 
 def _number_checks(name: str, prop: dict) -> list[str]:
     raw, kind = _column(name), prop["type"]
-    value = f"TRY_CAST({raw} AS {_SQL_TYPES[kind]})"
+    value = _value(name)
     checks = [f"REGEXP({raw}, {_quote(INTEGER if kind == 'integer' else NUMBER)})", f"{value} IS NOT NULL"]
     if kind == "number":  # finite only
         checks.append(f"{value} BETWEEN -{FLOAT_MAX!r} AND {FLOAT_MAX!r}")
@@ -138,10 +142,18 @@ def once(expression: str) -> str:
 
 
 def extracted(schema_name: str) -> str:
-    """Select list over the source: the members map and each property's raw text (`j_<name>`)."""
+    """Select list over the source: each property's raw text (`j_<name>`) and its value, the
+    text of a string (`t_<name>`) or the number (`v_<name>`), each computed once."""
     props, _ = _properties(schema_name)
-    fields = ", ".join(f"{once(f'members[{_quote(name)}]')} AS {_column(name)}" for name in props)
-    return f"*, {fields}"
+    fields = []
+    for name, prop in props.items():
+        raw = f"members[{_quote(name)}]"
+        if prop["type"] == "string":
+            value, column = f"SUBSTRING({raw}, 2, CHAR_LENGTH({raw}) - 2)", _text(name)
+        else:
+            value, column = f"TRY_CAST({raw} AS {_SQL_TYPES[prop['type']]})", _value(name)
+        fields += [f"{once(raw)} AS {_column(name)}", f"{once(value)} AS {column}"]
+    return "*, " + ", ".join(fields)
 
 
 def members(source: str) -> str:
@@ -162,6 +174,8 @@ def typed_columns(schema_name: str) -> str:
         if sql_type == "STRING":
             value = f"CASE WHEN {_column(name)} <> 'null' THEN {_text(name)} END"
         else:
-            value = f"TRY_CAST(NULLIF({_column(name)}, 'null') AS {sql_type})"
+            value = _value(name)  # NULL for 'null'
+            if sql_type != _SQL_TYPES[props[name]["type"]]:
+                value = f"CAST({value} AS {sql_type})"
         columns.append(f"{value} AS {name}")
     return ", ".join(columns)
