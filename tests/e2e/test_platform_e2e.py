@@ -132,8 +132,10 @@ def test_driving_kpis_match_the_simulated_interventions(run):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="jobs defect: after a restore the per-topic file sources race through the backlog and the "
-    "watermark of the fastest one turns ~2.7k on-time events of the others into 'late' dead letters",
+    reason="Flink FileSource limitation in file mode: after a restore the backlog of files is read out of "
+    "order (the discovered files are assigned unordered; FLINK-25672), so within each topic the watermark "
+    "jumps ahead and ~2k on-time events become 'late' dead letters (kept, not lost). Kafka partitions, the "
+    "production source, keep their order",
 )
 def test_restart_mid_run_lost_and_duplicated_nothing(run):
     # Every on-time event is a reading exactly once; every event is a reading or a dead letter.
