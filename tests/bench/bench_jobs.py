@@ -72,7 +72,7 @@ def alarm_latency(config: JobConfig, seconds: float) -> list[float]:
     with psycopg.connect(config.database_url, autocommit=True) as conn:
         while deadline is None or time.monotonic() < deadline:
             now = datetime.now(UTC)
-            speed = 130.0 if step % 10 < 3 else 100.0
+            speed = 130.0 if step % 6 < 2 else 100.0  # an incident every 3 s
             event = VehicleTelemetry.build(
                 event_id=f"lat-{step}",
                 source_id="veh-live",
@@ -92,9 +92,11 @@ def alarm_latency(config: JobConfig, seconds: float) -> list[float]:
             ).fetchall():
                 if first_seen.isoformat() not in raised:
                     raised[first_seen.isoformat()] = visible
-                    latencies.append((visible - first_seen).total_seconds())
                     if deadline is None:
-                        deadline = time.monotonic() + seconds  # measuring starts once the job is up
+                        # The first alarm shows the job is up; its own latency includes planning.
+                        deadline = time.monotonic() + seconds
+                    else:
+                        latencies.append((visible - first_seen).total_seconds())
             time.sleep(0.5)
     stop.set()
     job.join(120)
@@ -129,7 +131,8 @@ def run_bench(quick: bool = False) -> dict:
         )
         latencies = alarm_latency(live, 20 if quick else 60)
     bare_rate, full_rate = events / bare_s, events / full_s
-    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    # Inclusive: with a few dozen incidents, p99 stays within what was measured.
+    quantiles = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else latencies * 99
     figures = {
         "events": events,
         "full_events_per_s": round(full_rate),
