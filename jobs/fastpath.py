@@ -137,7 +137,7 @@ def valid_predicate(schema_name: str) -> str:
 
 def once(expression: str) -> str:
     """The planner merges projections and would inline each extracted member into every check
-    that reads it (measured: 2.2x slower); a non-deterministic guard keeps them computed once."""
+    that reads it (measured on 151k events: 2.2x slower); a non-deterministic guard keeps them computed once."""
     return f"CASE WHEN RAND() >= 0 THEN {expression} END"
 
 
@@ -171,11 +171,7 @@ def typed_columns(schema_name: str) -> str:
             value = f"COALESCE({value}, {_quote(props[name]['default'])})"
         columns.append(f"{value} AS {name}")
     for name, sql_type in family_fields(schema_name).items():
-        if sql_type == "STRING":
-            value = f"CASE WHEN {_column(name)} <> 'null' THEN {_text(name)} END"
-        else:
-            value = _value(name)  # NULL for 'null'
-            if sql_type != _SQL_TYPES[props[name]["type"]]:
-                value = f"CAST({value} AS {sql_type})"
-        columns.append(f"{value} AS {name}")
+        # Numbers are NULL for 'null' already, typed as the model's field (jobs.parse).
+        text = f"CASE WHEN {_column(name)} <> 'null' THEN {_text(name)} END"
+        columns.append(f"{text if sql_type == 'STRING' else _value(name)} AS {name}")
     return ", ".join(columns)
