@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import asynccontextmanager
 
@@ -25,6 +26,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pool = create_pool(settings)
         # Do not block start-up on the database: /ready reports it until it answers.
         await app.state.pool.open(wait=False)
+        # Everything built so far (modules, the app, its models) lives as long as the process:
+        # frozen, full collections stop scanning it. Unfrozen, one took ~100 ms here and stalled
+        # every request in flight (the fleet-status p99 in tests/bench/bench_api.py).
+        gc.freeze()
         if not settings.api_keys:
             log.warning("no API keys configured: every mutating request will be refused")
         try:

@@ -1,5 +1,8 @@
 """FastAPI security dependencies: a key is always required to change data, and for reads when
-API_READ_AUTH is on. Both schemes show in the OpenAPI document."""
+API_READ_AUTH is on. Both schemes show in the OpenAPI document.
+
+They are `async def` although they never wait: FastAPI runs plain `def` dependencies in a thread
+pool, and those hops were the largest cost of a cheap read (measured in tests/bench/bench_api.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
-def _caller(
+async def _caller(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     header: Annotated[str | None, Security(_header)],
@@ -28,7 +31,7 @@ def _caller(
     return name
 
 
-def require_key(caller: Annotated[str | None, Depends(_caller)]) -> str:
+async def require_key(caller: Annotated[str | None, Depends(_caller)]) -> str:
     if caller is None:
         raise HTTPException(
             401, "an API key is required (Authorization: Bearer or X-API-Key)", headers={"WWW-Authenticate": "Bearer"}
@@ -36,9 +39,9 @@ def require_key(caller: Annotated[str | None, Depends(_caller)]) -> str:
     return caller
 
 
-def read_access(request: Request, caller: Annotated[str | None, Depends(_caller)]) -> str | None:
+async def read_access(request: Request, caller: Annotated[str | None, Depends(_caller)]) -> str | None:
     if request.app.state.settings.read_auth:
-        return require_key(caller)
+        return await require_key(caller)
     return caller
 
 

@@ -19,7 +19,8 @@ def create_pool(settings: Settings) -> AsyncConnectionPool:
         settings.database_url,
         min_size=settings.pool_min,
         max_size=settings.pool_max,
-        kwargs={"row_factory": dict_row, "autocommit": True},
+        # UTC sessions: times PostgreSQL renders itself (api.routers.fleet) read like pydantic's.
+        kwargs={"row_factory": dict_row, "autocommit": True, "options": "-c TimeZone=UTC"},
         open=False,
         name="api",
     )

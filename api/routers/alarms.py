@@ -40,8 +40,11 @@ def _filters(*, status, severity, alert_type, source_id, fleet_id, since, until)
     }
     for column in ("status", "severity", "alert_type"):
         if params[column]:
-            params[column] = [str(value) for value in params[column]]
-            conditions.append(sql.SQL("{} = ANY(%({})s)").format(sql.Identifier(column), sql.SQL(column)))
+            values = sorted({str(value) for value in params[column]})
+            # One value is a plain `=`: only then can PostgreSQL read the listing indexes in order.
+            params[column] = values[0] if len(values) == 1 else values
+            operator = "{} = %({})s" if len(values) == 1 else "{} = ANY(%({})s)"
+            conditions.append(sql.SQL(operator).format(sql.Identifier(column), sql.SQL(column)))
     for column in ("source_id", "fleet_id"):
         if params[column] is not None:
             conditions.append(sql.SQL("{} = %({})s").format(sql.Identifier(column), sql.SQL(column)))

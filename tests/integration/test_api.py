@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from api.app import create_app
+from api.models import FleetSource
 from api.security import hash_token
 from api.settings import Settings
 from contracts.records import AlertType
@@ -164,6 +165,15 @@ async def test_fleet_list_status_and_pagination(client):
     assert by_id["bld-1"]["status"] == "alarm" and by_id["bld-1"]["open_alarms"] == 2
     assert by_id["bld-2"]["status"] == "ok" and by_id["bld-2"]["open_alarms"] == 0  # its alarm is cleared
     assert by_id["hb-1"]["status"] == "inactive"
+    # The page is rendered by PostgreSQL: same fields and values as the pydantic-built detail.
+    assert list(by_id["bld-1"]) == list(FleetSource.model_fields)
+    detail = (await client.get("/fleet/bld-1")).json()
+    assert {key: detail[key] for key in by_id["bld-1"] if key != "last_seen"} == {
+        key: value for key, value in by_id["bld-1"].items() if key != "last_seen"
+    }
+    assert datetime.fromisoformat(by_id["bld-1"]["last_seen"]) == datetime.fromisoformat(detail["last_seen"])
+    empty = (await client.get("/fleet", params={"fleet_id": "no-such-fleet"})).json()
+    assert empty == {"items": [], "next_cursor": None}
     rest = (await client.get("/fleet", params={"limit": 3, "cursor": page["next_cursor"]})).json()
     assert [item["source_id"] for item in rest["items"]] == ["veh-1", "veh-2"] and rest["next_cursor"] is None
     assert {i["source_id"]: i["status"] for i in rest["items"]} == {"veh-1": "alarm", "veh-2": "inactive"}
