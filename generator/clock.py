@@ -6,6 +6,7 @@ how fast the run really goes, so a seed and a start give byte-identical output.
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +38,16 @@ class SimClock:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
         return self._prefix, millis
+
+    def stamp(self, index: int) -> tuple[str, int]:
+        """Event `index`'s time text and the index of the first later event with another one: at
+        high rates many events share a millisecond, so the hot loop formats it once for all."""
+        ms = self.ms_at(index)
+        offset = ms + 1 - self.start_ms  # the next millisecond, counted from the start
+        following = max(index + 1, math.ceil(offset / self.ms_per_event) - 2)
+        while self.ms_at(following) <= ms:  # exact under ms_at's own rounding, whatever the rate
+            following += 1
+        return self.text(ms), following
 
     def text(self, ms: int) -> str:
         """Same text as contracts.events.format_time, at a fraction of its cost."""

@@ -31,9 +31,16 @@ class Template:
     Values must be what pydantic would serialize unchanged: str for identifiers and enums (our
     own ids are JSON-safe by construction), float for float fields (`%r` is pydantic's shortest
     round-trip form; fields named in `one_decimal` are rounded by the template), int for int
-    fields, and already-encoded text (`null` or a number) for optional fields."""
+    fields, and already-encoded text (`null` or a number) for optional fields, except those named in
+    `present`: the caller always has a value for them, passed as for a required field."""
 
-    def __init__(self, schema_name: str, expected_fields: tuple[str, ...], one_decimal: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        schema_name: str,
+        expected_fields: tuple[str, ...],
+        one_decimal: frozenset[str] = frozenset(),
+        present: frozenset[str] = frozenset(),
+    ):
         model = EVENT_MODELS[schema_name]
         actual = field_names(schema_name)
         if actual != expected_fields:
@@ -42,7 +49,7 @@ class Template:
         self._slots = []
         for name in actual:
             info = model.model_fields[name]
-            placeholder = ONE_DECIMAL if name in one_decimal else _placeholder(info.annotation)
+            placeholder = ONE_DECIMAL if name in one_decimal else _placeholder(info.annotation, name in present)
             self._slots.append((name, info.alias or name, placeholder))
         self.schema_name = schema_name
         self.fields = actual
@@ -51,14 +58,14 @@ class Template:
 
     def bind(self, id_prefix: str, constants: dict) -> str:
         """A format string for one source: `constants` (field -> value, encoded as for `render`)
-        are baked in, event_id becomes `<id_prefix><index>` and event_time `<prefix><millis>Z`.
-        It takes (index, time prefix 'YYYY-mm-ddTHH:MM:SS.', millis, *remaining fields in order)."""
+        are baked in, event_id becomes `<id_prefix><index>` and event_time the given text.
+        It takes (index, event time text as clock.SimClock.text gives it, *remaining fields in order)."""
         parts = [self._head]
         for name, key, placeholder in self._slots:
             if name == "event_id":
                 value = '"' + id_prefix.replace("%", "%%") + '%d"'
             elif name == "event_time":
-                value = '"%s%03dZ"'
+                value = '"%s"'
             elif name in constants:
                 value = (placeholder % constants[name]).replace("%", "%%")
             else:
@@ -76,11 +83,13 @@ class Template:
         )
 
 
-def _placeholder(annotation) -> str:
-    if annotation is float:
+def _placeholder(annotation, present: bool = False) -> str:
+    if annotation is float or (present and annotation == float | None):
         return "%r"
-    if annotation is int:
+    if annotation is int or (present and annotation == int | None):
         return "%d"
+    if present:
+        raise RuntimeError(f"a field of type {annotation} cannot be formatted as always present")
     text = str(annotation)
     if "None" in text:  # optional: the caller passes encoded text (null or a number)
         return "%s"

@@ -149,6 +149,13 @@ class Vehicle:
     def pressure(self, tire: int) -> float:
         return self.tire_cold[tire] * (self.tire_temp[tire] + 273.15) / REFERENCE_K
 
+    def tire_readings(self) -> list[tuple[float, float]]:
+        """(pressure, temperature) of every tire, in tire order: `pressure` for all at once."""
+        return [
+            (cold * (temp + 273.15) / REFERENCE_K, temp)
+            for cold, temp in zip(self.tire_cold, self.tire_temp, strict=True)
+        ]
+
     def perception(self, rng: random.Random) -> tuple[ObjectClass, float, float]:
         if self.perception_override is not None:
             return self.perception_override

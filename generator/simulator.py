@@ -7,7 +7,7 @@ changes only the perturbed events.
 
 Speed: each source's events go through a `Channel`, a format string derived from the contract
 model with the source's constant fields baked in (see encoding.Template.bind). The hot path is a
-single %-format per event; anything unusual (a scenario's source, a perturbed event, --validate)
+single %-format per event (the event time's text is made once per millisecond); anything unusual (a scenario's source, a perturbed event, --validate)
 first goes through `_emit_special`, which builds the full field set.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from collections import Counter
 
 from contracts.events import AutopilotState, DrivingEventType
@@ -68,11 +67,13 @@ ONE_DECIMAL_FIELDS = frozenset(
     }
 )
 """Float fields sent with one decimal (the template rounds them); the rest are rounded by the caller."""
+ALWAYS_PRESENT = frozenset({"speed_limit_kmh"})
+"""Optional in the contract, but every simulated vehicle knows its limit: formatted as a float."""
 TEMPLATES = {
-    family: Template(family, ENVELOPE + fields, ONE_DECIMAL_FIELDS & set(fields))
+    family: Template(family, ENVELOPE + fields, ONE_DECIMAL_FIELDS & set(fields), ALWAYS_PRESENT & set(fields))
     for family, fields in FAMILY_FIELDS.items()
 }
-OPTIONAL_FIELDS = frozenset({"speed_limit_kmh", "reason", "timeout_s"})
+OPTIONAL_FIELDS = frozenset({"reason", "timeout_s"})
 
 PERTURBABLE = frozenset({"tire.reading", "vehicle.telemetry", "perception.event", "building.reading", "trip"})
 """Driving events and heartbeats stay intact: their counts and gaps are promised exactly."""
@@ -109,7 +110,7 @@ class Channel:
         self.slow = False
         encoded = {name: _encode(name, value) for name, value in self.constants.items()}
         if legacy:  # the legacy heartbeat's own wire form, built the same way
-            self.format = '{"event-id":"' + id_prefix + '%d","device-id":"' + source_id + '","time":"%s%03dZ"}'
+            self.format = '{"event-id":"' + id_prefix + '%d","device-id":"' + source_id + '","time":"%s"}'
         else:
             self.format = TEMPLATES[family].bind(id_prefix, encoded)
         self._optional_at = tuple(i for i, name in enumerate(self.variables) if name in OPTIONAL_FIELDS)
@@ -157,7 +158,7 @@ class Simulator:
         self._shares = self._perturbation_shares()
         self._round_start_ms = self.clock.start_ms
         self._start_ms, self._ms_per_event = self.clock.start_ms, self.clock.ms_per_event
-        self._second, self._time_prefix = -1, ""
+        self._stamp, self._stamp_until = "", 0  # event time text, valid for indices below _stamp_until
         self._next_perturbation = self._schedule_perturbation(-1)
         self._out: list[tuple[str, str, str]] = []
         self._records: list[tuple[Channel, tuple]] = []
@@ -265,9 +266,7 @@ class Simulator:
                 )
                 emit((channels["vehicle.telemetry"], fields))
             if tires:
-                temps = vehicle.tire_temp
-                for i, tire_channel in enumerate(channels["tires"]):
-                    emit((tire_channel, (vehicle.pressure(i), temps[i])))
+                self._records += zip(channels["tires"], vehicle.tire_readings(), strict=True)
             if perception:
                 object_class, distance, relative = vehicle.perception(rng)
                 emit((channels["perception.event"], (object_class, distance, relative)))
@@ -308,38 +307,43 @@ class Simulator:
     # ------------------------------------------------------------------ emitting one event
 
     def _render(self, records: list[tuple[Channel, tuple]]) -> None:
-        """Number, time-stamp and format the round's events (the hot loop: locals only)."""
+        """Number, time-stamp and format the round's events. The hot loop: locals only, and one
+        comparison per event (`checkpoint`) for the rare work: a new millisecond's time text, the
+        next perturbation, the end of the run."""
         append = self._out.append
-        index, limit, start_ms, ms_per_event = self.index, self.limit, self._start_ms, self._ms_per_event
-        second, prefix, next_special = self._second, self._time_prefix, self._next_perturbation
-        strftime, gmtime = time.strftime, time.gmtime
+        index, limit, stamp, stamp_until = self.index, self.limit, self._stamp, self._stamp_until
+        next_special = self._next_perturbation
+        checkpoint = min(stamp_until, next_special, limit)
         for channel, values in records:
-            if index >= limit:
-                self.done = True
-                break
-            ms = start_ms + int(index * ms_per_event)
-            if channel.slow or index >= next_special:
-                ms = self._emit_special(channel, values, index, ms)
-                next_special = self._next_perturbation
-                if ms is None:
+            if index >= checkpoint or channel.slow:
+                if index >= limit:
+                    break
+                if index >= stamp_until:
+                    stamp, stamp_until = self.clock.stamp(index)
+                if channel.slow or index >= next_special:
+                    event_stamp = self._emit_special(channel, values, index, stamp)
+                    next_special = self._next_perturbation
+                    checkpoint = min(stamp_until, next_special, limit)
+                    if event_stamp is not None:
+                        encoded = channel.encode(values) if channel.format_needs_encoding else values
+                        append((channel.topic, channel.key, channel.format % (index, event_stamp, *encoded)))
                     index += 1
                     continue
-            sec, millis = divmod(ms, 1000)
-            if sec != second:
-                second, prefix = sec, strftime("%Y-%m-%dT%H:%M:%S.", gmtime(sec))
+                checkpoint = min(stamp_until, next_special, limit)
             encoded = channel.encode(values) if channel.format_needs_encoding else values
-            append((channel.topic, channel.key, channel.format % (index, prefix, millis, *encoded)))
+            append((channel.topic, channel.key, channel.format % (index, stamp, *encoded)))
             index += 1
-        self.index, self._second, self._time_prefix = index, second, prefix
+        self.index, self._stamp, self._stamp_until = index, stamp, stamp_until
         if index >= limit:
             self.done = True
 
-    def _emit_special(self, channel: Channel, values: tuple, index: int, ms: int) -> int | None:
-        """Scenario sources (observed by the oracle), perturbed events and --validate runs.
-        Returns the event time for the fast path, or None when the event is already out."""
+    def _emit_special(self, channel: Channel, values: tuple, index: int, stamp: str) -> str | None:
+        """Scenario sources (observed by the oracle), perturbed events and --validate runs. Takes
+        and returns the event time text for the fast path; None when the event is already out."""
         family, source_id = channel.family, channel.key
         if not (channel.slow or family in PERTURBABLE):
-            return ms  # the next perturbation waits for an event that can take it
+            return stamp  # the next perturbation waits for an event that can take it
+        ms = regular_ms = self.clock.ms_at(index)
         fields = channel.fields(values)
         event_id = f"{self._id_prefix}{index}"
         if family == "driving.event":
@@ -355,7 +359,7 @@ class Simulator:
                 return None
             ms = self._shift(roll < self._shares[1], event_id, channel.topic, source_id, ms)
         if not self.validate:
-            return ms
+            return stamp if ms == regular_ms else self.clock.text(ms)
         self._out.append((channel.topic, source_id, self._payload(channel, values, index, ms)))
         return None
 
@@ -363,7 +367,7 @@ class Simulator:
         """One event's JSON: through the contract model with --validate, else the channel's format."""
         if not self.validate:
             encoded = channel.encode(values) if channel.format_needs_encoding else values
-            return channel.format % (index, *self.clock.parts(ms), *encoded)
+            return channel.format % (index, self.clock.text(ms), *encoded)
         event_id = f"{self._id_prefix}{index}"
         if channel.legacy:
             return legacy_heartbeat(event_id, channel.key, self.clock.text(ms))

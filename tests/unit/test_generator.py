@@ -16,6 +16,7 @@ from contracts.records import AlertType
 from contracts.thresholds import Thresholds
 from generator import SimConfig, Simulator
 from generator.cli import main as cli_main
+from generator.clock import SimClock
 from generator.config import CONDITION_SCENARIOS
 from generator.fleet import DRAIN_PCT_PER_KM
 from generator.replay import ReplayError, TripReplay
@@ -78,6 +79,17 @@ def test_clock_advances_with_the_simulated_rate():
     assert times[0] == "2026-03-01T08:00:00.000Z"
     assert times[1] == "2026-03-01T08:00:00.250Z"
     assert times[8] == "2026-03-01T08:00:02.000Z"
+
+
+@pytest.mark.parametrize("rate", [0.3, 5.0, 37.0, 999.0, 1000.0, 3333.3, 100_000.0, 700_000.0])
+def test_clock_stamp_is_shared_exactly_by_the_events_of_one_millisecond(rate):
+    clock = SimClock(T0, rate)
+    index = 0
+    for _ in range(2000):
+        stamp, following = clock.stamp(index)
+        assert {clock.text(clock.ms_at(i)) for i in range(index, following)} == {stamp}
+        assert clock.ms_at(following) > clock.ms_at(following - 1)  # the next one starts a new millisecond
+        index = following
 
 
 def test_duration_bounds_the_simulated_time():
