@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api.auth import read_access
+from api.auth import require_key
 from api.db import create_pool
 from api.observability import Metrics, RequestContextMiddleware
 from api.routers import alarms, fleet, health, insights, trends
@@ -46,7 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.include_router(health.router)
-    readers = [Depends(read_access)]
+    # Open reads carry no security dependencies at all: the OpenAPI document then says they are
+    # open, and a fleet page skips resolving them (0.3-0.5 ms of its ~3.5 ms in-process).
+    readers = [Depends(require_key)] if settings.read_auth else []
     for module in (fleet, trends, alarms, insights):
         app.include_router(module.router, dependencies=readers)
     if settings.cors_origins:

@@ -1,5 +1,6 @@
 """FastAPI security dependencies: a key is always required to change data, and for reads when
-API_READ_AUTH is on. Both schemes show in the OpenAPI document.
+API_READ_AUTH is on (api.app then puts `require_key` on every read router). Both schemes show
+in the OpenAPI document, on exactly the operations that need them.
 
 They are `async def` although they never wait: FastAPI runs plain `def` dependencies in a thread
 pool, and those hops were the largest cost of a cheap read (measured in tests/bench/bench_api.py)."""
@@ -36,12 +37,6 @@ async def require_key(caller: Annotated[str | None, Depends(_caller)]) -> str:
         raise HTTPException(
             401, "an API key is required (Authorization: Bearer or X-API-Key)", headers={"WWW-Authenticate": "Bearer"}
         )
-    return caller
-
-
-async def read_access(request: Request, caller: Annotated[str | None, Depends(_caller)]) -> str | None:
-    if request.app.state.settings.read_auth:
-        return await require_key(caller)
     return caller
 
 

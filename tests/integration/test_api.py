@@ -307,6 +307,14 @@ async def test_read_auth_when_configured(pg_url):
         assert (await http.get("/alarms")).status_code == 401
         assert (await http.get("/alarms", headers=AUTH)).status_code == 200
         assert (await http.get("/health")).status_code == 200  # probes stay open
+        secured = (await http.get("/openapi.json")).json()["paths"]["/fleet"]["get"]
+        assert {"HTTPBearer": []} in secured["security"] and {"APIKeyHeader": []} in secured["security"]
+
+
+async def test_open_reads_say_so_and_writes_still_need_a_key(client):
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "security" not in paths["/fleet"]["get"]
+    assert {"HTTPBearer": []} in paths["/alarms/{alert_id}/acknowledge"]["post"]["security"]
 
 
 async def test_heatmaps(client):
