@@ -69,8 +69,25 @@ def alarm_latency(config: JobConfig, seconds: float) -> list[float]:
     latencies: list[float] = []
     seq, step = 0, 0
     deadline = None
+    next_event = time.monotonic()
     with psycopg.connect(config.database_url, autocommit=True) as conn:
         while deadline is None or time.monotonic() < deadline:
+            # An event every 0.5 s, the table polled every 50 ms: "visible" is then the moment the
+            # row appears (+50 ms at most), not the next event's turn (+500 ms, as it was).
+            for first_seen, visible in conn.execute(
+                "SELECT first_seen, now() FROM alarms WHERE source_id = 'veh-live'"
+            ).fetchall():
+                if first_seen.isoformat() not in raised:
+                    raised[first_seen.isoformat()] = visible
+                    if deadline is None:
+                        # The first alarm shows the job is up; its own latency includes planning.
+                        deadline = time.monotonic() + seconds
+                    else:
+                        latencies.append((visible - first_seen).total_seconds())
+            if time.monotonic() < next_event:
+                time.sleep(0.05)
+                continue
+            next_event += 0.5
             now = datetime.now(UTC)
             speed = 130.0 if step % 6 < 2 else 100.0  # an incident every 3 s
             event = VehicleTelemetry.build(
@@ -87,17 +104,6 @@ def alarm_latency(config: JobConfig, seconds: float) -> list[float]:
             seq += 1
             SampleSet(lines={"vehicle.telemetry": [event.to_json()]}).write(input_dir, seq=seq)
             step += 1
-            for first_seen, visible in conn.execute(
-                "SELECT first_seen, now() FROM alarms WHERE source_id = 'veh-live'"
-            ).fetchall():
-                if first_seen.isoformat() not in raised:
-                    raised[first_seen.isoformat()] = visible
-                    if deadline is None:
-                        # The first alarm shows the job is up; its own latency includes planning.
-                        deadline = time.monotonic() + seconds
-                    else:
-                        latencies.append((visible - first_seen).total_seconds())
-            time.sleep(0.5)
     stop.set()
     job.join(120)
     return latencies
@@ -128,6 +134,7 @@ def run_bench(quick: bool = False) -> dict:
             checkpoint_interval_s=1,
             load_interval_s=0.2,
             out_of_orderness_s=1,
+            monitor_interval_s=0.2,  # new input files found within 0.2 s instead of 1 s
         )
         latencies = alarm_latency(live, 20 if quick else 60)
     bare_rate, full_rate = events / bare_s, events / full_s
