@@ -36,15 +36,12 @@ FROM (
 """
 
 
-# A fleet page as PostgreSQL renders it: the items' JSON (FleetSource's fields, in its order), the
-# last item's id for the cursor, and whether more follow. Building 100 rows into Python objects
-# and back to JSON took longer than the query itself (fleet-status p99, bench_api).
-_PAGE = (
-    "SELECT coalesce(json_agg(json_build_object("
-    + ", ".join(f"'{name}', {name}" for name in FleetSource.model_fields)
-    + ") ORDER BY source_id) FILTER (WHERE n <= %(page_size)s), '[]')::text,"
-    " max(source_id) FILTER (WHERE n <= %(page_size)s), count(*) > %(page_size)s"
-    " FROM (SELECT *, row_number() OVER (ORDER BY source_id) AS n FROM ({rows}) page_rows) numbered"
+# Fleet rows as PostgreSQL renders them: (source_id, the item's JSON with FleetSource's fields in
+# its order). Building 100 rows into Python objects and back to JSON took longer than the query;
+# one JSON text per row costs PostgreSQL less than aggregating the page (backend CPU 1.25 vs
+# 1.6 ms per page on the bench_api data).
+_PAGE = "SELECT source_id, to_json(item)::text FROM (SELECT {fields} FROM ({rows}) page_rows) item".replace(
+    "{fields}", ", ".join(FleetSource.model_fields)
 )
 
 
@@ -83,13 +80,13 @@ async def list_sources(
             " WHERE CASE WHEN inactive THEN 'inactive' WHEN open_alarms > 0 THEN 'alarm' ELSE 'ok' END = %(status)s"
         )
     query += sql.SQL(" ORDER BY source_id LIMIT %(limit)s")
-    params |= {"status": status, "limit": limit + 1, "page_size": limit}
-    params["stale_s"] = request.app.state.settings.stale_after_s
+    params |= {"status": status, "limit": limit + 1, "stale_s": request.app.state.settings.stale_after_s}
     page = await db.cursor(row_factory=tuple_row).execute(sql.SQL(_PAGE).format(rows=query), params)
-    items, last_id, more = await page.fetchone()
-    next_cursor = encode_cursor(last_id) if more else None
-    # Rendered by PostgreSQL (see _PAGE): returned as is, FastAPI does not re-encode it.
-    return Response(f'{{"items":{items},"next_cursor":{json.dumps(next_cursor)}}}', media_type="application/json")
+    rows = await page.fetchall()
+    next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
+    items = ",".join(item for _, item in rows[:limit])
+    # Already JSON (see _PAGE): returned as is, FastAPI does not encode it again.
+    return Response(f'{{"items":[{items}],"next_cursor":{json.dumps(next_cursor)}}}', media_type="application/json")
 
 
 @router.get("/summary", response_model=FleetSummary, summary="Counts of sources by status and kind")
