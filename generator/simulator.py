@@ -7,8 +7,9 @@ changes only the perturbed events.
 
 Speed: each source's events go through a `Channel`, a format string derived from the contract
 model with the source's constant fields baked in (see encoding.Template.bind). The hot path is a
-single %-format per event (the event time's text is made once per millisecond); anything unusual (a scenario's source, a perturbed event, --validate)
-first goes through `_emit_special`, which builds the full field set.
+single %-format per event (the event time's text is made once per millisecond); anything unusual
+(a scenario's source, a perturbed event, --validate) first goes through `_emit_special`, which
+builds the full field set.
 """
 
 from __future__ import annotations
@@ -157,7 +158,6 @@ class Simulator:
         self._build_channels()
         self._shares = self._perturbation_shares()
         self._round_start_ms = self.clock.start_ms
-        self._start_ms, self._ms_per_event = self.clock.start_ms, self.clock.ms_per_event
         self._stamp, self._stamp_until = "", 0  # event time text, valid for indices below _stamp_until
         self._next_perturbation = self._schedule_perturbation(-1)
         self._out: list[tuple[str, str, str]] = []
