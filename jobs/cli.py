@@ -120,6 +120,13 @@ def parser() -> argparse.ArgumentParser:
         help="seconds without input before a source stops holding back the watermark (default 1)",
     )
     p.add_argument("--follow", action="store_true", help="keep watching --input-dir for new files")
+    p.add_argument(
+        "--monitor-interval",
+        type=_duration,
+        default=1.0,
+        help="with --follow: how often --input-dir is scanned, seconds or a duration (default 1; 0.2 cut"
+        " live alarm latency by ~1 s, each scan lists the whole directory)",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
@@ -158,6 +165,7 @@ def config_from(args: argparse.Namespace) -> JobConfig:
         allowed_lateness_s=args.allowed_lateness,
         idle_timeout_s=args.idle_timeout,
         follow=args.follow,
+        monitor_interval_s=args.monitor_interval,
         restore_from=restore,
     )
 

@@ -98,6 +98,15 @@ def test_checkpoint_interval_takes_seconds_or_flink_durations(text, seconds):
     )
 
 
+def test_monitor_interval_reaches_the_job_config(tmp_path):
+    from jobs.cli import config_from, parser
+
+    args = parser().parse_args(["alarms", "--input-dir", str(tmp_path), "--follow", "--monitor-interval", "200ms"])
+    assert config_from(args).monitor_interval_s == 0.2
+    assert config_from(parser().parse_args(["alarms", "--input-dir", str(tmp_path)])).monitor_interval_s == 1.0
+    assert "--monitor-interval" in cli("alarms", "--input-dir", str(tmp_path), "--monitor-interval", "0").stderr
+
+
 @pytest.mark.parametrize("bad", ["soon", "-5s", "3 weeks"])
 def test_checkpoint_interval_rejects_what_is_not_a_duration(tmp_path, bad):
     result = cli("kpis", "--input-dir", str(tmp_path), "--checkpoint-interval", bad)
