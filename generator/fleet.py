@@ -146,11 +146,9 @@ class Vehicle:
             override = self.tire_temp_override[i]
             self.tire_temp[i] = override if override is not None else current + (target - current) * blend
 
-    def pressure(self, tire: int) -> float:
-        return self.tire_cold[tire] * (self.tire_temp[tire] + 273.15) / REFERENCE_K
-
     def tire_readings(self) -> list[tuple[float, float]]:
-        """(pressure, temperature) of every tire, in tire order: `pressure` for all at once."""
+        """(pressure, temperature) of every tire, in tire order; pressure from the cold pressure
+        and the tire's temperature (Gay-Lussac)."""
         return [
             (cold * (temp + 273.15) / REFERENCE_K, temp)
             for cold, temp in zip(self.tire_cold, self.tire_temp, strict=True)

@@ -315,23 +315,22 @@ class Simulator:
         next_special = self._next_perturbation
         checkpoint = min(stamp_until, next_special, limit)
         for channel, values in records:
+            event_stamp = stamp
             if index >= checkpoint or channel.slow:
                 if index >= limit:
                     break
                 if index >= stamp_until:
                     stamp, stamp_until = self.clock.stamp(index)
+                    event_stamp = stamp
                 if channel.slow or index >= next_special:
                     event_stamp = self._emit_special(channel, values, index, stamp)
                     next_special = self._next_perturbation
-                    checkpoint = min(stamp_until, next_special, limit)
-                    if event_stamp is not None:
-                        encoded = channel.encode(values) if channel.format_needs_encoding else values
-                        append((channel.topic, channel.key, channel.format % (index, event_stamp, *encoded)))
+                checkpoint = min(stamp_until, next_special, limit)
+                if event_stamp is None:  # already out (malformed copy or --validate)
                     index += 1
                     continue
-                checkpoint = min(stamp_until, next_special, limit)
             encoded = channel.encode(values) if channel.format_needs_encoding else values
-            append((channel.topic, channel.key, channel.format % (index, stamp, *encoded)))
+            append((channel.topic, channel.key, channel.format % (index, event_stamp, *encoded)))
             index += 1
         self.index, self._stamp, self._stamp_until = index, stamp, stamp_until
         if index >= limit:
