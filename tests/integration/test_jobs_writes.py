@@ -87,6 +87,17 @@ def test_csv_upserts_are_idempotent_and_keep_the_newest_state(db):
     assert db.execute("SELECT latest, site_id FROM source_state").fetchall() == [({"a": 2}, None)]
 
 
+def test_insert_only_batches_are_copied_and_replays_merged(db):
+    def reading(second: int) -> bytes:
+        return f"2024-01-01 00:00:{second:02d}.000,veh-1,default,tire.reading,pressure_kpa.FL,230.5,e{second}\n".encode()
+
+    assert upsert_csv(db, "readings", reading(1) + reading(2)) == 2  # fresh: copied as is
+    assert upsert_csv(db, "readings", reading(2) + reading(3)) == 1  # overlaps: merged, the copy undone
+    assert upsert_csv(db, "readings", reading(3) + reading(3)) == 0  # a key twice in one batch
+    rows = db.execute("SELECT event_id, value FROM readings ORDER BY time").fetchall()
+    assert rows == [("e1", 230.5), ("e2", 230.5), ("e3", 230.5)]
+
+
 def test_loader_merges_each_committed_file_once_and_publishes_alarms(pg_url, broker, kafka_topics, tmp_path):
     migrate_up(pg_url)
     (topic,) = kafka_topics("alerts", partitions=1)
