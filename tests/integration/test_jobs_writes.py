@@ -89,7 +89,9 @@ def test_csv_upserts_are_idempotent_and_keep_the_newest_state(db):
 
 def test_insert_only_batches_are_copied_and_replays_merged(db):
     def reading(second: int) -> bytes:
-        return f"2024-01-01 00:00:{second:02d}.000,veh-1,default,tire.reading,pressure_kpa.FL,230.5,e{second}\n".encode()
+        return (
+            f"2024-01-01 00:00:{second:02d}.000,veh-1,default,tire.reading,pressure_kpa.FL,230.5,e{second}\n".encode()
+        )
 
     assert upsert_csv(db, "readings", reading(1) + reading(2)) == 2  # fresh: copied as is
     assert upsert_csv(db, "readings", reading(2) + reading(3)) == 1  # overlaps: merged, the copy undone
