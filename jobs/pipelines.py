@@ -56,15 +56,36 @@ def aggregates(t_env, statements: StatementSet, config: JobConfig) -> None:
         ]
         site_zone = "site_id, zone_id" if family == "building.reading" else "CAST(NULL AS STRING), CAST(NULL AS STRING)"
         state_selects.append(
-            f"SELECT source_id, '{SOURCE_KINDS.get(family, 'vehicle')}', fleet_id, {site_zone}, rowtime, "
-            f"'{family}', line FROM valid_{short(family)}"
+            f"SELECT rowtime, source_id, CAST('{SOURCE_KINDS.get(family, 'vehicle')}' AS STRING) AS kind, fleet_id, "
+            f"{site_zone}, CAST('{family}' AS STRING) AS schema_name, line FROM valid_{short(family)}"
         )
     statements.add_insert_sql(f"INSERT INTO {readings} {' UNION ALL '.join(metric_views)}")
     statements.add_insert_sql(f"INSERT INTO {windows} {' UNION ALL '.join(window_selects)}")
-    statements.add_insert_sql(f"INSERT INTO {state} {' UNION ALL '.join(state_selects)}")
+    t_env.execute_sql(
+        "CREATE TEMPORARY VIEW state_input (rowtime, source_id, kind, fleet_id, site_id, zone_id, schema_name, line) "
+        f"AS {' UNION ALL '.join(state_selects)}"
+    )
+    statements.add_insert_sql(f"INSERT INTO {state} {_latest_per_source()}")
 
 
 WRITES_OF_AGGREGATES = ("readings", "aggregates", "source_state")
+STATE_WINDOW_S = 5
+"""source_state gets each source's latest event once per this many seconds of event time, not every
+event: a vehicle sends several families a second, and each row carried the whole event."""
+
+
+def _latest_per_source() -> str:
+    """Per source and window, the newest event by (event time, family, line): MAX over the three
+    packed into one text (the time text sorts as time), so ties resolve the same in every replay."""
+    packed = "CONCAT(CAST(rowtime AS STRING), CHR(1), schema_name, CHR(1), line)"
+    rest = "SUBSTRING(newest, 25)"  # after the 23-character time and its separator
+    return (
+        f"SELECT source_id, kind, fleet_id, site_id, zone_id, CAST(SUBSTRING(newest, 1, 23) AS TIMESTAMP(3)), "
+        f"SPLIT_INDEX({rest}, CHR(1), 0), SUBSTRING({rest}, POSITION(CHR(1) IN {rest}) + 1) "
+        f"FROM (SELECT source_id, kind, fleet_id, site_id, zone_id, MAX({packed}) AS newest "
+        f"FROM {_window('state_input', STATE_WINDOW_S)} "
+        "GROUP BY window_start, window_end, source_id, kind, fleet_id, site_id, zone_id)"
+    )
 
 
 def kpis(t_env, statements: StatementSet, config: JobConfig) -> None:

@@ -4,6 +4,7 @@ incident, dead letters, driving KPIs by hand, and kill -9 + restore equals an un
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -182,9 +183,20 @@ def test_driving_kpis_and_trip_metrics_match_hand_computed_values(full_run):
 
 
 def test_source_state_holds_the_latest_event_per_source(full_run):
-    state = dict(rows(full_run, "SELECT source_id, last_seen FROM source_state"))
+    state = {
+        source: (last_seen, schema, parse_event(json.dumps(latest)))
+        for source, last_seen, schema, latest in rows(
+            full_run, "SELECT source_id, last_seen, last_schema, latest FROM source_state"
+        )
+    }
     last = START + timedelta(seconds=5 * 71)
-    assert state == {"veh-000": last, "veh-001": last, "bld-dev-1": last}
+    assert {source: seen for source, (seen, _, _) in state.items()} == {
+        "veh-000": last,
+        "veh-001": last,
+        "bld-dev-1": last,
+    }
+    for source, (seen, schema, event) in state.items():  # the row is that event, whole
+        assert (event.source_id, event.event_time, event.schema_name) == (source, seen, schema)
 
 
 def snapshot(url: str) -> dict[str, list]:
