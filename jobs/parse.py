@@ -94,7 +94,7 @@ class ParseFamily(TableFunction):
             event = parse_event(line)
             if event.schema_name != self.schema_name:
                 raise ContractError(f"{event.schema_name} event on the {self.schema_name} topic", field="schema")
-            if rowtime_text != _sql_time(event.event_time):
+            if rowtime_text != sql_time(event.event_time):
                 raise ContractError("event_time must be RFC 3339 UTC with milliseconds and Z", field="event_time")
         except ContractError as exc:
             yield (exc.reason, exc.field, *self.padding)
@@ -103,7 +103,8 @@ class ParseFamily(TableFunction):
         yield (None, None, event.event_id, event.source_id, event.fleet_id, *[_plain(v) for v in values])
 
 
-def _sql_time(value: datetime) -> str:
+def sql_time(value: datetime) -> str:
+    """An instant as SQL prints a TIMESTAMP(3) in UTC: 'yyyy-MM-dd HH:mm:ss.SSS'."""
     utc = value.astimezone(UTC)
     return utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d}"
 
