@@ -231,6 +231,7 @@ def main() -> None:
             print(f"{group:9} {name:40} {value}")
     print(f"met: {result['met']}")
     RESULTS.parent.mkdir(exist_ok=True)
+    result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 
 

@@ -58,6 +58,7 @@ def run_one(name: str, quick: bool) -> dict:
         traceback.print_exc()
         result = {"component": name, "error": f"{type(exc).__name__}: {exc}", "met": False}
     result["seconds"] = round(time.monotonic() - started, 1)
+    result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (RESULTS_DIR / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
@@ -67,26 +68,38 @@ def markdown(results: list[dict], host: dict) -> str:
         "# Benchmark results",
         "",
         f"Machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB, {host['os']}, "
-        f"Python {host['python']}; measured {host['measured_at']}.",
+        f"Python {host['python']}; measured {host['measured_at']} (a dated component is an earlier run's).",
         "",
         "| component | figure | value | baseline | ratio | target | met |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for result in results:
+        name = result["component"]
+        if result.get("carried_over"):
+            name += f" ({result['measured_at'][:10]})"
         if "error" in result:
-            lines.append(f"| {result['component']} | error | {result['error']} | | | | no |")
+            lines.append(f"| {name} | error | {result['error']} | | | | no |")
             continue
-        baseline, ratios, targets = result.get("baseline", {}), result.get("ratios", {}), result.get("targets", {})
-        for figure, value in result.get("figures", {}).items():
-            lines.append(
-                f"| {result['component']} | {figure} | {_fmt(value)} | {_fmt(baseline.get(figure, ''))} "
-                f"| {_fmt(ratios.get(figure, ''))} | {targets.get(figure, '')} | {'yes' if result.get('met') else 'no'} |"
-            )
+        figures, baseline, ratios = result.get("figures", {}), result.get("baseline", {}), result.get("ratios", {})
+        targets, met = result.get("targets", {}), "yes" if result.get("met") else "no"
+        # Figures first, then the baselines and ratios that are named on their own.
+        for figure in [*figures, *(key for key in (*baseline, *ratios) if key not in figures)]:
+            cells = [figures.get(figure, ""), baseline.get(figure, ""), ratios.get(figure, "")]
+            lines.append(f"| {name} | {figure} | {' | '.join(map(_fmt, cells))} | {targets.get(figure, '')} | {met} |")
     return "\n".join(lines) + "\n"
 
 
 def _fmt(value) -> str:
     return f"{value:,.3g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _previous(name: str) -> dict | None:
+    path = RESULTS_DIR / f"{name}.json"
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text())
+    result.setdefault("measured_at", "earlier")
+    return {**result, "carried_over": True}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         names = wanted
     RESULTS_DIR.mkdir(exist_ok=True)
     host = machine()
-    results = [run_one(name, args.quick) for name in names]
+    fresh = {name: run_one(name, args.quick) for name in names}
+    # With --only, the table keeps every other component's last committed result, dated.
+    results = [fresh[name] if name in fresh else _previous(name) for name in available()]
+    results = [result for result in results if result]
     (RESULTS_DIR / "results.json").write_text(json.dumps({"machine": host, "results": results}, indent=2) + "\n")
     table = markdown(results, host)
     (RESULTS_DIR / "README.md").write_text(table)
