@@ -34,6 +34,7 @@ from devstack.services import (
 from generator.cli import build_parser, config_from_args
 from generator.simulator import Simulator
 from generator.sinks import JsonlFileSink
+from tests.bench import utc_stamp
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_RATE, TARGET_P99_S = 20_000, 3.0
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(args.quick, args.rate, args.seconds)
     RESULTS.mkdir(exist_ok=True)
-    result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["measured_at"] = utc_stamp()
     (RESULTS / "e2e.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(json.dumps(result, indent=2))
     return 0 if result["met"] else 1

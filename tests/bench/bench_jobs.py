@@ -5,8 +5,8 @@ alarm latency (event time to alarm row visible) on a live, followed input.
 
 Both jobs run on the same input once to warm up, then in three timed rounds whose medians count:
 each run generates and compiles its own operator code, and the JVM's first run of it is cold
-(measured: 27k events/s bare cold, 120k warm). A floor shows how far the target ratio is: the bare pass-through plus the
-canonical-form contract check alone (jobs.fastpath), nothing after it.
+(measured: 27k events/s bare cold, 120k warm). A floor shows how far the target ratio is: the
+bare pass-through plus the canonical-form contract check alone (jobs.fastpath), nothing after it.
 
     python -m tests.bench.bench_jobs [--quick]
 """
@@ -32,6 +32,7 @@ from jobs.config import JobConfig
 from jobs.sample import SampleSet, build
 from jobs.tables import create_source, short
 from storage.migrate import migrate_up
+from tests.bench import utc_stamp
 
 RESULTS = Path(__file__).parent / "results" / "jobs.json"
 ROUNDS = 3
@@ -49,7 +50,7 @@ def _blackhole_job(config: JobConfig, name: str, query) -> float:
         create_source(t_env, config, family)
         table = t_env.sql_query(query(family))
         schema = Schema.new_builder().from_row_data_type(table.get_schema().to_row_data_type()).build()
-        sink = f"out_{family.replace('.', '_')}"
+        sink = f"out_{short(family)}"
         t_env.create_temporary_table(sink, TableDescriptor.for_connector("blackhole").schema(schema).build())
         statements.add_insert(sink, table)
     statements.attach_as_datastream()
@@ -236,7 +237,7 @@ def main() -> None:
             print(f"{group:9} {name:40} {value}")
     print(f"met: {result['met']}")
     RESULTS.parent.mkdir(exist_ok=True)
-    result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["measured_at"] = utc_stamp()
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 
 

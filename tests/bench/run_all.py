@@ -16,6 +16,8 @@ import time
 import traceback
 from pathlib import Path
 
+from tests.bench import utc_stamp
+
 BENCH_DIR = Path(__file__).parent
 RESULTS_DIR = BENCH_DIR / "results"
 
@@ -44,7 +46,7 @@ def machine() -> dict:
         "memory_gib": round(memory_kb / 1024 / 1024, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "measured_at": utc_stamp(),
     }
 
 
@@ -58,7 +60,7 @@ def run_one(name: str, quick: bool) -> dict:
         traceback.print_exc()
         result = {"component": name, "error": f"{type(exc).__name__}: {exc}", "met": False}
     result["seconds"] = round(time.monotonic() - started, 1)
-    result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["measured_at"] = utc_stamp()
     (RESULTS_DIR / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
