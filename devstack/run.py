@@ -164,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         with LocalPlatform(services):
             say(f"API: {api.url}  (docs {api.url}/docs, alarms {api.url}/alarms, fleet {api.url}/fleet)")
             say(f"broker: {broker.broker.bootstrap}  database: {postgres.url}")
+            say(f"Flink REST API: {jobs.rest_url}  (jobs {jobs.rest_url}/jobs/overview)")
             say(f"services up in {time.monotonic() - started:.1f} s; Ctrl-C stops everything")
-            summary = Summary(postgres.url, sim.stats)
+            summary = Summary(postgres.url, sim.stats, jobs.rest_url)
             status = watch(args, stop, duration=duration, started=started, jobs=jobs, sim=sim, summary=summary)
     finally:
         say(f"stopped; logs kept in {run.logs}")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from devstack.flink_rest import events_read
+
 QUERY = """
 SELECT (SELECT count(*) FROM readings),
        (SELECT count(*) FROM alarms WHERE status <> 'cleared'),
@@ -25,20 +27,24 @@ class Snapshot:
     dead_letters: int
     loaded_files: int
     lag_s: float | None
+    events_read: int | None
 
 
 class Summary:
-    """Reads the database once per call; rates are deltas against the previous call."""
+    """Reads the database and the jobs' REST API once per call; rates are deltas against the
+    previous call."""
 
-    def __init__(self, database_url: str, stats):
+    def __init__(self, database_url: str, stats, jobs_rest_url: str | None = None):
         self.database_url = database_url
         self.stats = stats
+        self.jobs_rest_url = jobs_rest_url
         self.previous: Snapshot | None = None
 
     def snapshot(self) -> Snapshot:
         with psycopg.connect(self.database_url, connect_timeout=5) as conn:
             readings, open_alarms, dead, files, lag = conn.execute(QUERY).fetchone()
-        return Snapshot(time.monotonic(), self.stats.sent, readings, open_alarms, dead, files, lag)
+        read = events_read(self.jobs_rest_url) if self.jobs_rest_url else None
+        return Snapshot(time.monotonic(), self.stats.sent, readings, open_alarms, dead, files, lag, read)
 
     def line(self, jobs_state: str) -> tuple[str, dict]:
         now = self.snapshot()
@@ -46,15 +52,19 @@ class Summary:
         dt = (now.at - before.at) if before else 0.0
         in_rate = (now.generated - before.generated) / dt if dt else 0.0
         out_rate = (now.readings - before.readings) / dt if dt else 0.0
+        read_rate = _rate(now.events_read, before.events_read if before else None, dt)
+        read = f"{read_rate:,.0f} ev/s ({now.events_read:,})" if read_rate is not None else "-"
         lag = f"{now.lag_s:.1f} s" if now.lag_s is not None else "-"
         text = (
-            f"in {in_rate:,.0f} ev/s ({now.generated:,} total) | processed {out_rate:,.0f} readings/s "
+            f"in {in_rate:,.0f} ev/s ({now.generated:,} total) | jobs read {read} | {out_rate:,.0f} readings/s "
             f"({now.readings:,}) | open alarms {now.open_alarms} | dead letters {now.dead_letters} "
             f"| lag {lag} | jobs {jobs_state}"
         )
         fields = {
             "events_in_per_s": round(in_rate, 1),
             "generated": now.generated,
+            "jobs_events_read_per_s": round(read_rate, 1) if read_rate is not None else None,
+            "jobs_events_read": now.events_read,
             "readings_per_s": round(out_rate, 1),
             "readings": now.readings,
             "open_alarms": now.open_alarms,
@@ -64,3 +74,9 @@ class Summary:
             "jobs": jobs_state,
         }
         return text, fields
+
+
+def _rate(now: int | None, before: int | None, dt: float) -> float | None:
+    if now is None or before is None or not dt:
+        return None
+    return (now - before) / dt

@@ -114,11 +114,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out-of-orderness", type=float, default=5.0, help="watermark bound, seconds")
     p.add_argument("--allowed-lateness", type=float, default=0.0, help="extra seconds late events still count")
     p.add_argument(
+        "--alarm-out-of-orderness",
+        type=float,
+        help="disorder the alarm rules wait for, seconds (default: the watermark bound). Shorter raises alarms"
+        " sooner; a reading arriving later than that behind its family's newest skips the rules (it is still"
+        " stored and aggregated)",
+    )
+    p.add_argument(
         "--idle-timeout",
         type=_positive(float),
         default=1.0,
         help="seconds without input before a source stops holding back the watermark (default 1)",
     )
+    p.add_argument("--rest-port", type=_positive(int), help="port of the Flink REST API (default: Flink's choice)")
     p.add_argument("--follow", action="store_true", help="keep watching --input-dir for new files")
     p.add_argument(
         "--monitor-interval",
@@ -136,6 +144,8 @@ def config_from(args: argparse.Namespace) -> JobConfig:
 
     if args.out_of_orderness < 0 or args.allowed_lateness < 0:
         raise ValueError("--out-of-orderness and --allowed-lateness must be >= 0")
+    if args.alarm_out_of_orderness is not None and args.alarm_out_of_orderness < 0:
+        raise ValueError("--alarm-out-of-orderness must be >= 0")
     if args.input_dir is not None and not args.input_dir.is_dir():
         raise ValueError(f"--input-dir {args.input_dir} is not a directory")
     checkpoint_dir = args.checkpoint_dir or Path(tempfile.mkdtemp(prefix="fleet-jobs-"))
@@ -163,10 +173,12 @@ def config_from(args: argparse.Namespace) -> JobConfig:
         kpi_window_s=args.kpi_window,
         out_of_orderness_s=args.out_of_orderness,
         allowed_lateness_s=args.allowed_lateness,
+        alarm_out_of_orderness_s=args.alarm_out_of_orderness,
         idle_timeout_s=args.idle_timeout,
         follow=args.follow,
         monitor_interval_s=args.monitor_interval,
         restore_from=restore,
+        rest_port=args.rest_port,
     )
 
 

@@ -36,6 +36,11 @@ class JobConfig:
     kpi_window_s: int = 300
     out_of_orderness_s: float = 5.0
     allowed_lateness_s: float = 0.0
+    alarm_out_of_orderness_s: float | None = None
+    """Disorder the alarm rules wait for (None: the watermark delay). Alarms come out that long after
+    their reading instead of after the watermark; a reading later than that behind the newest of its
+    family skips the rules (Flink counts it in the alarm operator's numLateRecordsDropped) but is
+    still stored, aggregated and checked against the watermark like any other."""
     idle_timeout_s: float = 1.0
     """A family without input holds back the watermark of every union it is in (the alarms read four)
     until marked idle: at 10 s, live alarms came out 6-21 s late for the first ~20 s, at 1 s ~2 s."""
@@ -46,6 +51,8 @@ class JobConfig:
     alerts_bootstrap_servers: str | None = None
     """Where the loader publishes alarms; defaults to the source's bootstrap servers."""
     metrics_port: str = "9249-9299"
+    rest_port: int | None = None
+    """The Flink REST API's port (job status, checkpoints, per-operator record counts)."""
 
     @property
     def publish_alerts(self) -> bool:
@@ -65,3 +72,9 @@ class JobConfig:
         # Allowed lateness is realised as extra watermark delay: every window result is then
         # emitted once and final, which keeps the outputs append-only and their upserts idempotent.
         return self.out_of_orderness_s + self.allowed_lateness_s
+
+    @property
+    def alarm_delay_s(self) -> float:
+        if self.alarm_out_of_orderness_s is None:
+            return self.watermark_delay_s
+        return min(self.alarm_out_of_orderness_s, self.watermark_delay_s)

@@ -11,7 +11,7 @@ from contracts.records import AlertType
 from contracts.thresholds import DEFAULT_RULES, Rule, Thresholds
 from jobs.config import JobConfig
 from jobs.parse import SOURCE_KINDS, metric_names
-from jobs.tables import create_csv_sink, short
+from jobs.tables import create_csv_sink, rewatermarked, short
 
 
 def _window(view: str, seconds: int) -> str:
@@ -152,14 +152,27 @@ def _by_rule(branches: list[tuple[str, Rule]], default: Rule, render) -> str:
     return f"CASE {whens} ELSE {render(default)} END"
 
 
+def _alarm_input(t_env, config: JobConfig, schema_name: str) -> str:
+    """valid_<family>, behind a shorter watermark when the alarms wait less than the source's bound.
+    One watermark per family: a family whose files or partitions lag the others holds the alarms back
+    (until idle) instead of having its readings skipped as late."""
+    valid = f"valid_{short(schema_name)}"
+    if config.alarm_delay_s >= config.watermark_delay_s:
+        return valid
+    rewatermarked(t_env, valid, f"alarm_{short(schema_name)}", config.alarm_delay_s)
+    return f"alarm_{short(schema_name)}"
+
+
 def alarm_candidates(t_env, config: JobConfig) -> str:
     """alarm_transitions: per (source, alert type, subject) in event-time order, every breaching reading
     and the first reading back in bounds after one. Readings in the hysteresis band and repeated
     in-bounds readings change nothing and stay in SQL."""
-    selects = []
+    selects, inputs = [], {}
     for base in DEFAULT_RULES:
         if base.schema_name not in config.families:
             continue
+        if base.schema_name not in inputs:
+            inputs[base.schema_name] = _alarm_input(t_env, config, base.schema_name)
         metric = METRIC_SQL.get(base.metric, base.metric).format(speed_limit=config.thresholds.speed_limit_kmh)
         branches = _resolved(config.thresholds, base.alert_type)
         default = config.thresholds.rule_for(base.alert_type)
@@ -171,7 +184,7 @@ def alarm_candidates(t_env, config: JobConfig) -> str:
             f"CAST({_by_rule(branches, default, lambda rule: repr(rule.threshold))} AS DOUBLE) AS threshold, "
             f"CAST({_by_rule(branches, default, lambda rule: repr(str(rule.severity)))} AS STRING) AS severity, "
             f"{_by_rule(branches, default, _condition)} AS cond "
-            f"FROM (SELECT *, CAST({metric} AS DOUBLE) AS val FROM valid_{short(base.schema_name)})"
+            f"FROM (SELECT *, CAST({metric} AS DOUBLE) AS val FROM {inputs[base.schema_name]})"
         )
     t_env.execute_sql(
         f"CREATE TEMPORARY VIEW alarm_input AS SELECT * FROM ({' UNION ALL '.join(selects)}) WHERE cond IS NOT NULL"

@@ -71,6 +71,10 @@ def flink_configuration(config: JobConfig) -> Configuration:
         "metrics.reporter.prom.factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
         "metrics.reporter.prom.port": config.metrics_port,
     }
+    if config.rest_port:
+        settings["rest.port"] = str(config.rest_port)
+        # Record counts served by REST refresh every 2 s (default 10 s): the live summary reads them.
+        settings["metrics.fetcher.update-interval"] = "2000"
     if config.restore_from:
         settings["execution.state-recovery.path"] = config.restore_from
     for key, value in settings.items():

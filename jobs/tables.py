@@ -65,12 +65,19 @@ def create_source(t_env: StreamTableEnvironment, config: JobConfig, schema_name:
     )
 
 
-def _pin(t_env: StreamTableEnvironment, table, view: str) -> None:
+def _pin(t_env: StreamTableEnvironment, table, view: str, watermark: str = "SOURCE_WATERMARK()") -> None:
     """Register `table` as `view` behind a round trip through one DataStream: every query that
     reads the view then shares one operator (the planner would otherwise copy the work into each
-    query, and into both sides of a split). Java only: no Python cost."""
-    watermarked = Schema.new_builder().watermark("rowtime", "SOURCE_WATERMARK()").build()
+    query, and into both sides of a split). Java only: no Python cost. The view keeps the input's
+    watermark unless given another one over `rowtime`."""
+    watermarked = Schema.new_builder().watermark("rowtime", watermark).build()
     t_env.create_temporary_view(view, t_env.from_data_stream(t_env.to_data_stream(table), watermarked))
+
+
+def rewatermarked(t_env: StreamTableEnvironment, view: str, name: str, delay_s: float) -> None:
+    """`name`: the rows of `view` under their own watermark, `delay_s` behind the newest row seen.
+    Operators that wait for the watermark then wait that long instead of the source's bound."""
+    _pin(t_env, t_env.from_path(view), name, f"rowtime - INTERVAL '{delay_s:.3f}' SECOND(3)")
 
 
 def create_parsed_views(t_env: StreamTableEnvironment, config: JobConfig, schema_name: str) -> None:

@@ -1,0 +1,43 @@
+"""Read the running Flink job's progress from its REST API (the local mini-cluster serves it too):
+how many events its sources have read, summed over every source operator and subtask."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+import urllib.request
+
+SOURCE_RECORDS = re.compile(r"^Source__.*\.numRecordsOut$")
+
+
+def _get(url: str, timeout_s: float):
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        return json.load(response)
+
+
+def events_read(rest_url: str, timeout_s: float = 5.0) -> int | None:
+    """Events the running job's sources have emitted so far, or None while no job runs (or the
+    REST API does not answer). Flink refreshes these figures every metrics.fetcher.update-interval."""
+    try:
+        jobs = [job["jid"] for job in _get(f"{rest_url}/jobs/overview", timeout_s)["jobs"] if job["state"] == "RUNNING"]
+        if not jobs:
+            return None
+        total = 0
+        for job in jobs:
+            for vertex in _get(f"{rest_url}/jobs/{job}", timeout_s)["vertices"]:
+                if vertex["name"].startswith("Source:"):
+                    total += _source_records(f"{rest_url}/jobs/{job}/vertices/{vertex['id']}", timeout_s)
+        return total
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _source_records(vertex_url: str, timeout_s: float) -> int:
+    names = [
+        item["id"] for item in _get(f"{vertex_url}/subtasks/metrics", timeout_s) if SOURCE_RECORDS.match(item["id"])
+    ]
+    if not names:
+        return 0
+    query = urllib.parse.urlencode({"get": ",".join(names), "agg": "sum"})
+    return sum(int(float(item["sum"])) for item in _get(f"{vertex_url}/subtasks/metrics?{query}", timeout_s))
