@@ -135,6 +135,12 @@ def parser() -> argparse.ArgumentParser:
         help="with --follow: how often --input-dir is scanned, seconds or a duration (default 1; 0.2 cut"
         " live alarm latency by ~1 s, each scan lists the whole directory)",
     )
+    p.add_argument(
+        "--load-interval",
+        type=_duration,
+        default=1.0,
+        help="how often committed output files are loaded into --database-url, seconds or a duration (default 1)",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
@@ -177,6 +183,7 @@ def config_from(args: argparse.Namespace) -> JobConfig:
         idle_timeout_s=args.idle_timeout,
         follow=args.follow,
         monitor_interval_s=args.monitor_interval,
+        load_interval_s=args.load_interval,
         restore_from=restore,
         rest_port=args.rest_port,
     )

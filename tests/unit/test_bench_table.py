@@ -27,9 +27,22 @@ def test_baselines_and_ratios_named_on_their_own_get_rows():
         "met": False,
     }
     rows = run_all.markdown([result], HOST).splitlines()
-    assert "| jobs | full_events_per_s | 18,413 |  |  |  | no |" in rows
-    assert "| jobs | bare_events_per_s |  | 227,989 |  |  | no |" in rows
+    assert "| jobs | full_events_per_s | 18,413 |  |  |  |  |" in rows  # no target: no verdict
+    assert "| jobs | bare_events_per_s |  | 227,989 |  |  |  |" in rows
     assert "| jobs | full_vs_bare |  |  | 0.081 | >= 0.5 | no |" in rows
+
+
+def test_each_target_gets_its_own_verdict_where_the_benchmark_gives_one():
+    result = {
+        "component": "e2e",
+        "figures": {"events_per_s": 15000, "p99_s": 2.1},
+        "targets": {"events_per_s": ">= 20,000", "p99_s": "< 3 s"},
+        "met_by": {"events_per_s": False, "p99_s": True},
+        "met": False,
+    }
+    rows = run_all.markdown([result], HOST).splitlines()
+    assert "| e2e | events_per_s | 15,000 |  |  | >= 20,000 | no |" in rows
+    assert "| e2e | p99_s | 2.1 |  |  | < 3 s | yes |" in rows
 
 
 def test_only_keeps_the_other_components_last_results_dated(tmp_path, monkeypatch):

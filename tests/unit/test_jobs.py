@@ -107,6 +107,29 @@ def test_monitor_interval_reaches_the_job_config(tmp_path):
     assert "--monitor-interval" in cli("alarms", "--input-dir", str(tmp_path), "--monitor-interval", "0").stderr
 
 
+def test_load_interval_rest_port_and_alarm_bound_reach_the_job_config(tmp_path):
+    from jobs.cli import config_from, parser
+
+    given = ["--load-interval", "250ms", "--rest-port", "18081", "--alarm-out-of-orderness", "0.5"]
+    config = config_from(parser().parse_args(["alarms", "--input-dir", str(tmp_path), *given]))
+    assert (config.load_interval_s, config.rest_port, config.alarm_delay_s, config.watermark_delay_s) == (
+        0.25,
+        18081,
+        0.5,
+        5.0,
+    )
+    default = config_from(parser().parse_args(["alarms", "--input-dir", str(tmp_path)]))
+    assert (default.load_interval_s, default.rest_port, default.alarm_delay_s) == (1.0, None, 5.0)
+    # Never longer than the watermark: that adds latency and admits nothing, later rows are dead letters.
+    longer = ["alarms", "--input-dir", str(tmp_path), "--alarm-out-of-orderness", "60"]
+    assert config_from(parser().parse_args(longer)).alarm_delay_s == 5.0
+
+
+def test_cli_rejects_a_negative_alarm_bound(tmp_path):
+    result = cli("alarms", "--input-dir", str(tmp_path), "--alarm-out-of-orderness", "-1")
+    assert result.returncode != 0 and "--alarm-out-of-orderness must be >= 0" in result.stderr
+
+
 @pytest.mark.parametrize("bad", ["soon", "-5s", "3 weeks"])
 def test_checkpoint_interval_rejects_what_is_not_a_duration(tmp_path, bad):
     result = cli("kpis", "--input-dir", str(tmp_path), "--checkpoint-interval", bad)
