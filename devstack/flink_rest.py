@@ -8,7 +8,7 @@ import re
 import urllib.parse
 import urllib.request
 
-SOURCE_RECORDS = re.compile(r"^Source__.*\.numRecordsOut$")
+SOURCE_RECORDS = re.compile(r"^Source__(?P<table>\w+)\[\d+\]\.numRecordsOut$")
 
 
 def _get(url: str, timeout_s: float):
@@ -19,25 +19,37 @@ def _get(url: str, timeout_s: float):
 def events_read(rest_url: str, timeout_s: float = 5.0) -> int | None:
     """Events the running job's sources have emitted so far, or None while no job runs (or the
     REST API does not answer). Flink refreshes these figures every metrics.fetcher.update-interval."""
+    by_source = events_read_by_source(rest_url, timeout_s)
+    return None if by_source is None else sum(by_source.values())
+
+
+def events_read_by_source(rest_url: str, timeout_s: float = 5.0) -> dict[str, int] | None:
+    """Per source table (`src_tire_reading`, ...): events read so far, summed over subtasks."""
     try:
         jobs = [job["jid"] for job in _get(f"{rest_url}/jobs/overview", timeout_s)["jobs"] if job["state"] == "RUNNING"]
         if not jobs:
             return None
-        total = 0
+        counts: dict[str, int] = {}
         for job in jobs:
             for vertex in _get(f"{rest_url}/jobs/{job}", timeout_s)["vertices"]:
                 if vertex["name"].startswith("Source:"):
-                    total += _source_records(f"{rest_url}/jobs/{job}/vertices/{vertex['id']}", timeout_s)
-        return total
+                    for table, count in _source_records(f"{rest_url}/jobs/{job}/vertices/{vertex['id']}", timeout_s):
+                        counts[table] = counts.get(table, 0) + count
+        return counts
     except (OSError, ValueError, KeyError):
         return None
 
 
-def _source_records(vertex_url: str, timeout_s: float) -> int:
-    names = [
-        item["id"] for item in _get(f"{vertex_url}/subtasks/metrics", timeout_s) if SOURCE_RECORDS.match(item["id"])
-    ]
+def _source_records(vertex_url: str, timeout_s: float) -> list[tuple[str, int]]:
+    names = {
+        item["id"]: found["table"]
+        for item in _get(f"{vertex_url}/subtasks/metrics", timeout_s)
+        if (found := SOURCE_RECORDS.match(item["id"]))
+    }
     if not names:
-        return 0
+        return []
     query = urllib.parse.urlencode({"get": ",".join(names), "agg": "sum"})
-    return sum(int(float(item["sum"])) for item in _get(f"{vertex_url}/subtasks/metrics?{query}", timeout_s))
+    return [
+        (names[item["id"]], int(float(item["sum"])))
+        for item in _get(f"{vertex_url}/subtasks/metrics?{query}", timeout_s)
+    ]

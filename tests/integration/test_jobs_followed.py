@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from contracts.events import VehicleTelemetry
-from devstack.flink_rest import events_read
+from devstack.flink_rest import events_read, events_read_by_source
 from devstack.ports import free_port, wait_until
 from jobs.sample import START, SampleSet
 from tests.integration.test_jobs_inactivity import wait_for
@@ -94,3 +94,6 @@ def test_the_rest_api_counts_every_event_the_sources_read(job):
     job.wait(EVENTS_STORED, [(len(job.written),)], timeout_s=300)
     # Flink refreshes the figures every 2 s.
     wait_until(lambda: events_read(job.rest_url) == len(job.written), 30, "REST count = events written")
+    by_source = events_read_by_source(job.rest_url)
+    assert by_source["src_vehicle_telemetry"] == len(job.written)
+    assert set(by_source.values()) == {0, len(job.written)} and "src_device_heartbeat" in by_source
