@@ -98,7 +98,11 @@ def _met(met: bool | None) -> str:
 
 
 def _fmt(value) -> str:
-    return f"{value:,.3g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.3g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _previous(name: str) -> dict | None:
@@ -114,9 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller inputs, for a smoke run")
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(available())}")
+    parser.add_argument("--render", action="store_true", help="run nothing: rebuild the table from results/*.json")
     args = parser.parse_args(argv)
     names = available()
-    if args.only:
+    if args.render:
+        names = []
+    elif args.only:
         wanted = [name.strip() for name in args.only.split(",") if name.strip()]
         unknown = sorted(set(wanted) - set(names))
         if unknown:

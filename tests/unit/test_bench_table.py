@@ -55,3 +55,11 @@ def test_only_keeps_the_other_components_last_results_dated(tmp_path, monkeypatc
     previous = run_all._previous("api")
     assert previous["carried_over"] and run_all._previous("operator") is None
     assert "| api (2026-12-01) | p99_ms | 40.5 |" in run_all.markdown([previous], HOST)
+
+
+def test_numbers_read_as_numbers_and_flags_as_words():
+    result = {"component": "e2e", "figures": {"rate": 19996.4, "p99_s": 3.961, "sustained": False}, "met": False}
+    rows = run_all.markdown([result], HOST).splitlines()
+    assert "| e2e | rate | 19,996 |  |  |  |  |" in rows
+    assert "| e2e | p99_s | 3.96 |  |  |  |  |" in rows
+    assert "| e2e | sustained | no |  |  |  |  |" in rows
