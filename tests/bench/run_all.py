@@ -114,6 +114,16 @@ def _previous(name: str) -> dict | None:
     return {**result, "carried_over": True}
 
 
+def _variants(name: str) -> list[dict]:
+    """Results of the same benchmark run with other settings (`results/<name>-<setting>.json`, e.g.
+    e2e-10000.json from `bench_e2e --rate 10000`), shown under their own names."""
+    found = []
+    for path in sorted(RESULTS_DIR.glob(f"{name}-*.json"), key=lambda p: p.stem):
+        result = json.loads(path.read_text())
+        found.append({**result, "component": path.stem, "carried_over": True})
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller inputs, for a smoke run")
@@ -135,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     # With --only, the table keeps every other component's last committed result, dated.
     results = [fresh[name] if name in fresh else _previous(name) for name in available()]
     results = [result for result in results if result]
+    results += [variant for name in available() for variant in _variants(name)]
     (RESULTS_DIR / "results.json").write_text(json.dumps({"machine": host, "results": results}, indent=2) + "\n")
     table = markdown(results, host)
     (RESULTS_DIR / "README.md").write_text(table)

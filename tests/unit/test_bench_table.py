@@ -63,3 +63,13 @@ def test_numbers_read_as_numbers_and_flags_as_words():
     assert "| e2e | rate | 19,996 |  |  |  |  |" in rows
     assert "| e2e | p99_s | 3.96 |  |  |  |  |" in rows
     assert "| e2e | sustained | no |  |  |  |  |" in rows
+
+
+def test_runs_with_other_settings_get_rows_of_their_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_all, "RESULTS_DIR", tmp_path)
+    (tmp_path / "e2e-10000.json").write_text(
+        json.dumps({"component": "e2e", "figures": {"p99_s": 2.18}, "met": False, "measured_at": "2026-12-01T17:07Z"})
+    )
+    (variant,) = run_all._variants("e2e")
+    assert "| e2e-10000 (2026-12-01) | p99_s | 2.18 |" in run_all.markdown([variant], HOST)
+    assert run_all._variants("jobs") == []
