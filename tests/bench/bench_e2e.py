@@ -7,9 +7,10 @@ Figures over the window: events/s generated and read by the jobs (their sources'
 from the Flink REST API, so every event counts, heartbeats too), the backlog (generated - read)
 at its start and end, the readings' freshness (now - newest reading's event time in the
 database), and alarm latency from the breaching event's time to the alarm first appearing in the
-API. Rates are least-squares slopes over samples every 2 s. Sustained: the jobs read >= 98 % of
-what was generated and the backlog grew by less than two seconds' worth. Baseline: the
-generator's own rate over the same window.
+API. Rates are least-squares slopes over samples every 2 s. Keeps pace: the jobs read >= 98 % of
+what was generated and the backlog grew by less than two seconds' worth; sustained: keeps pace
+with at most five seconds' worth left at the end. Baseline: the generator's own rate over the
+same window.
 
     python -m tests.bench.bench_e2e [--quick] [--rate N] [--warmup S] [--seconds S]
 """
@@ -51,6 +52,7 @@ RESULTS = Path(__file__).parent / "results"
 TARGET_RATE, TARGET_P99_S = 20_000, 3.0
 SAMPLE_S = 2.0
 SUSTAINED_SHARE = 0.98
+CAUGHT_UP_S = 5.0
 
 
 def _config(rate: float, seconds: float):
@@ -138,6 +140,16 @@ def _window_figures(samples: list[Sample], start: float, end: float) -> dict:
     }
 
 
+def verdict(figures: dict) -> tuple[bool, bool]:
+    """(keeps pace, sustained) from a window's figures."""
+    generated, processed = figures["events_generated_per_s"], figures["events_processed_per_s"]
+    keeps_pace = processed >= SUSTAINED_SHARE * generated and (
+        figures["backlog_at_end"] - figures["backlog_at_start"] < 2 * generated
+    )
+    # Keeping pace behind a standing backlog (left from the warm-up) is not sustaining the rate.
+    return keeps_pace, keeps_pace and figures["backlog_at_end"] <= CAUGHT_UP_S * generated
+
+
 def _measure(work: RunDir, rate: float, warmup: float, seconds: float) -> dict:
     broker, postgres = BrokerService(), PostgresService()
 
@@ -202,9 +214,7 @@ def run(
         figures = _measure(RunDir.create(Path(base)), rate, warmup, seconds)
     by_topic = figures.pop("backlog_by_topic_at_end")  # in the JSON, not the table
     generated, processed = figures["events_generated_per_s"], figures["events_processed_per_s"]
-    sustained = processed >= SUSTAINED_SHARE * generated and (
-        figures["backlog_at_end"] - figures["backlog_at_start"] < 2 * generated
-    )
+    keeps_pace, sustained = verdict(figures)
     met_by = {
         "events_processed_per_s": sustained and processed >= SUSTAINED_SHARE * TARGET_RATE,
         "alarm_latency_p99_s": figures["alarm_latency_p99_s"] is not None
@@ -212,7 +222,7 @@ def run(
     }
     return {
         "component": "e2e",
-        "figures": figures | {"sustained": sustained},
+        "figures": figures | {"keeps_pace": keeps_pace, "sustained": sustained},
         "baseline": {"events_processed_per_s": generated},
         "ratios": {"events_processed_per_s": round(processed / generated, 3)},
         "targets": {
