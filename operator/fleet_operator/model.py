@@ -182,6 +182,8 @@ def desired_releases(name: str, spec: dict, charts_dir: Path, environments_dir: 
                     },
                     "thresholds": thresholds,
                 }
+                if "alarmOutOfOrderness" in settings:
+                    own["job"]["alarmOutOfOrderness"] = settings["alarmOutOfOrderness"]
                 upgrade_mode = settings.get("upgradeMode", "savepoint")
             else:
                 settings = components.get(component) or {}

@@ -186,6 +186,7 @@ def test_invalid_resources_are_rejected_naming_the_field(tmp_path):
             "spec.environment": p.fleet(environment="staging"),
             "spec.jobs.alarms.parallelism": p.fleet(jobs={"alarms": {"parallelism": 0}}),
             "spec.jobs.kpis.upgradeMode": p.fleet(jobs={"kpis": {"upgradeMode": "yolo"}}),
+            "spec.jobs.alarms.alarmOutOfOrderness": p.fleet(jobs={"alarms": {"alarmOutOfOrderness": -1}}),
             "spec.components.kafka.replicas": p.fleet(components={"kafka": {"replicas": -1}}),
             "spec.components.api.storage.size": p.fleet(components={"api": {"storage": {"size": "lots"}}}),
             "spec.topics.partitions": p.fleet(topics={"partitions": 0}),

@@ -198,6 +198,20 @@ def test_flink_job_runs_the_named_job_with_the_agreed_flags(job: str) -> None:
     assert {"/etc/fleet-monitor/thresholds.yaml", "/flink-data", "/opt/flink/conf"} <= mounts
 
 
+@pytest.mark.parametrize(("value", "seconds"), [("0.5", 0.5), ("0", 0.0)])
+def test_flink_job_passes_the_alarm_bound_when_set(value: str, seconds: float) -> None:
+    docs = render("flink-job", "prod", "job.name=alarms", f"job.alarmOutOfOrderness={value}")
+    args = pod_spec(find(docs, "Deployment", "fleet-monitor-flink-job-jobmanager")[0])["containers"][0]["args"]
+    program = args[args.index("-pym") + 1 :]
+    assert program[program.index("--alarm-out-of-orderness") + 1] == value
+    assert jobs_parser().parse_args(program[1:]).alarm_out_of_orderness == seconds
+
+
+def test_flink_job_rejects_a_negative_alarm_bound() -> None:
+    with pytest.raises(AssertionError, match="alarmOutOfOrderness"):
+        render("flink-job", None, "job.alarmOutOfOrderness=-1")
+
+
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_flink_config_matches_the_containers(environment: str) -> None:
     docs = render("flink-job", environment)

@@ -89,6 +89,8 @@ def test_jobs_get_their_spec_thresholds_and_wiring(dirs):
     assert alarms.values["thresholds"] == {"defaults": {"co2_high": {"threshold": 1200.0}}}
     assert alarms.values["kafka"] == {"bootstrapServers": "fm-kafka:9092"}
     assert alarms.upgrade_mode == "last-state"
+    faster = releases(dirs, {"jobs": {"alarms": {"alarmOutOfOrderness": 0.5}}})["job-alarms"]
+    assert faster.values["job"]["alarmOutOfOrderness"] == 0.5
 
 
 def test_kafka_and_timescaledb_receive_topics_and_retention(dirs):
