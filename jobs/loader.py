@@ -5,12 +5,18 @@ Flink's filesystem sinks make a file visible (a name without the leading dot) on
 checkpoint covering its rows completes, so the visible files are exactly the checkpointed output.
 Each file's rows and its entry in job_output_files are written in one transaction: after a crash
 or restart nothing is lost (files stay until loaded) and nothing counts twice.
+
+Loaded files are deleted once no retained checkpoint of the running job can commit them again
+(`prune`): on a restore Flink re-commits the files pending in that checkpoint and fails if one is
+gone. A file loaded before the oldest retained checkpoint completed was committed for an earlier
+one, so none of them lists it. Without pruning, every scan for new files lists all old ones too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -42,11 +48,19 @@ class AlertPublisher:
 
 
 class Loader:
-    def __init__(self, database_url: str, output_dir: Path, publisher: AlertPublisher | None = None):
+    def __init__(
+        self,
+        database_url: str,
+        output_dir: Path,
+        publisher: AlertPublisher | None = None,
+        checkpoints: Path | None = None,
+    ):
         self.database_url = database_url
         self.output_dir = Path(output_dir)
         self.publisher = publisher
+        self.checkpoints = checkpoints  # the running job's checkpoint directory: enables prune()
         self.loaded: set[str] = set()
+        self._awaiting_prune: dict[Path, float] = {}  # loaded by this process: wall time of the load
         self._conn: psycopg.Connection | None = None
 
     def connection(self) -> psycopg.Connection:
@@ -91,6 +105,7 @@ class Loader:
                 "INSERT INTO job_output_files (path, target, rows) VALUES (%s, %s, %s)", (str(path), target, rows)
             )
         self.loaded.add(str(path))
+        self._awaiting_prune[path] = time.time()
         log.info("loaded output file", extra={"file": str(path), "target": target, "rows_changed": rows})
 
     def _load_lifecycle(self, conn: psycopg.Connection, data: bytes) -> int:
@@ -111,6 +126,20 @@ class Loader:
             columns = WRITES[table].columns
             changed += upsert_rows(conn, table, [tuple(row[column] for column in columns) for row in rows])
         return changed
+
+    def prune(self) -> int:
+        """Delete the loaded files no retained checkpoint can commit again; returns how many."""
+        completed = (
+            [meta.stat().st_mtime for meta in self.checkpoints.glob("chk-*/_metadata")] if self.checkpoints else []
+        )
+        if not completed:
+            return 0
+        oldest = min(completed)
+        done = [path for path, loaded_at in self._awaiting_prune.items() if loaded_at < oldest]
+        for path in done:
+            path.unlink(missing_ok=True)
+            del self._awaiting_prune[path]
+        return len(done)
 
     def close(self) -> None:
         if self._conn is not None:

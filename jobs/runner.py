@@ -129,9 +129,11 @@ def run(config: JobConfig, stop: threading.Event | None = None, on_submitted=Non
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config))
     build(env, config)
     publisher = AlertPublisher(config.alerts_bootstrap, config.alerts_topic) if config.publish_alerts else None
-    loader = Loader(config.database_url, config.output_dir, publisher) if config.database_url else None
     client = env.execute_async("fleet-monitor " + "+".join(config.jobs))
-    log.info("job submitted", extra={"job_id": str(client.get_job_id()), "jobs": list(config.jobs)})
+    job_id = str(client.get_job_id())
+    log.info("job submitted", extra={"job_id": job_id, "jobs": list(config.jobs)})
+    checkpoints = config.checkpoint_dir / job_id
+    loader = Loader(config.database_url, config.output_dir, publisher, checkpoints) if config.database_url else None
     outcome = client.get_job_execution_result()
     if on_submitted:
         on_submitted()
@@ -140,6 +142,7 @@ def run(config: JobConfig, stop: threading.Event | None = None, on_submitted=Non
         while not outcome.done() and not stop.is_set():
             if loader and time.monotonic() >= next_load:
                 loader.load_pending()
+                loader.prune()
                 next_load = time.monotonic() + config.load_interval_s
             stop.wait(POLL_S)  # notice the job's end promptly, whatever the load interval
         status = "FINISHED"

@@ -43,8 +43,9 @@ def telemetry(second: int, speed_kmh: float) -> str:
 
 
 class FollowedJob:
-    def __init__(self, url: str, input_dir, process: subprocess.Popen, rest_url: str):
-        self.url, self.input_dir, self.process, self.rest_url = url, input_dir, process, rest_url
+    def __init__(self, url: str, input_dir, output_dir, process: subprocess.Popen, rest_url: str):
+        self.url, self.input_dir, self.output_dir = url, input_dir, output_dir
+        self.process, self.rest_url = process, rest_url
         self.written: list[str] = []
 
     def write(self, lines: list[str]) -> None:
@@ -68,7 +69,7 @@ def job(postgres_server, tmp_path_factory):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    job = FollowedJob(url, tmp / "in", process, f"http://127.0.0.1:{rest_port}")
+    job = FollowedJob(url, tmp / "in", tmp / "ck" / "output", process, f"http://127.0.0.1:{rest_port}")
     job.write([telemetry(second, 130.0 if second in BREACH else 100.0) for second in range(20)])
     try:
         yield job
@@ -97,3 +98,14 @@ def test_the_rest_api_counts_every_event_the_sources_read(job):
     by_source = events_read_by_source(job.rest_url)
     assert by_source["src_vehicle_telemetry"] == len(job.written)
     assert set(by_source.values()) == {0, len(job.written)} and "src_device_heartbeat" in by_source
+
+
+def test_loaded_output_files_are_deleted_once_no_checkpoint_needs_them(job):
+    job.write([telemetry(second, 100.0) for second in range(50, 55)])
+    job.wait(EVENTS_STORED, [(len(job.written),)], timeout_s=300)
+
+    def on_disk() -> int:
+        return sum(1 for path in job.output_dir.rglob("*") if path.is_file() and not path.name.startswith("."))
+
+    # Checkpoints every second, three retained: a file loaded a few checkpoints ago goes.
+    wait_until(lambda: on_disk() < rows(job.url, "SELECT count(*) FROM job_output_files")[0][0], 60, "pruning")

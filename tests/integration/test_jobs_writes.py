@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import time
 import uuid
 from datetime import timedelta
 
@@ -87,11 +89,12 @@ def test_csv_upserts_are_idempotent_and_keep_the_newest_state(db):
     assert db.execute("SELECT latest, site_id FROM source_state").fetchall() == [({"a": 2}, None)]
 
 
+def reading(second: int) -> bytes:
+    """One `readings` CSV row as the jobs' sink writes it."""
+    return f"2024-01-01 00:00:{second:02d}.000,veh-1,default,tire.reading,pressure_kpa.FL,230.5,e{second}\n".encode()
+
+
 def test_insert_only_batches_are_copied_and_replays_merged(db):
-    def reading(second: int) -> bytes:
-        return (
-            f"2024-01-01 00:00:{second:02d}.000,veh-1,default,tire.reading,pressure_kpa.FL,230.5,e{second}\n".encode()
-        )
 
     assert upsert_csv(db, "readings", reading(1) + reading(2)) == 2  # fresh: copied as is
     assert upsert_csv(db, "readings", reading(2) + reading(3)) == 1  # overlaps: merged, the copy undone
@@ -132,3 +135,38 @@ def test_loader_merges_each_committed_file_once_and_publishes_alarms(pg_url, bro
     consumer.close()
     assert [m.key() for m in messages] == [b"veh-1", b"veh-1"]
     assert [AlertRecord.model_validate(json.loads(m.value())).count for m in messages] == [1, 2]
+
+
+def test_loaded_files_go_once_no_retained_checkpoint_can_commit_them_again(pg_url, tmp_path):
+    """Flink re-commits the files pending in the checkpoint it restores from and fails if one is
+    gone: a loaded file may go only when the oldest retained checkpoint completed after its load."""
+    migrate_up(pg_url)
+    out, checkpoints = tmp_path / "output", tmp_path / "checkpoints" / "job-1"
+    (out / "readings").mkdir(parents=True)
+    first = out / "readings" / "part-0-0"
+    first.write_bytes(reading(1))
+    older = _checkpoint(checkpoints, 1)
+    loader = Loader(pg_url, out, checkpoints=checkpoints)
+    assert Loader(pg_url, out).prune() == 0  # no checkpoint directory given: nothing goes
+    assert loader.load_pending() == 1
+    assert loader.prune() == 0 and first.exists()  # chk-1 completed before the load
+    time.sleep(0.05)
+    _checkpoint(checkpoints, 2)
+    assert loader.prune() == 0 and first.exists()  # chk-1 is still retained
+    shutil.rmtree(older)  # Flink retires it
+    assert loader.prune() == 1 and not first.exists()
+    second = out / "readings" / "part-0-1"
+    second.write_bytes(reading(2))
+    assert loader.load_pending() == 1 and loader.prune() == 0 and second.exists()  # loaded after chk-2
+    loader.close()
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM readings").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM job_output_files").fetchone() == (2,)
+
+
+def _checkpoint(job_dir, number: int):
+    """A completed checkpoint as Flink lays it out: chk-<n>/_metadata."""
+    path = job_dir / f"chk-{number}"
+    path.mkdir(parents=True)
+    (path / "_metadata").write_bytes(b"")
+    return path
