@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     duration, args.duration = args.duration, None  # the simulator runs until the platform stops
     setup_logging(args.log_level)
     try:
-        simulator = make_simulator(args)
+        make_simulator(args)  # bad options fail here, before anything starts
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
     stop = threading.Event()
@@ -150,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     jobs = JobsService(run, postgres, lambda: broker.broker.bootstrap)
     api = ApiService(run, postgres, args.api_port)
     sink = JsonlFileSink(run.input, max_lines=100_000, max_age_s=1.0)
-    sim = SimulatorService(simulator, sink, progress_interval_s=args.progress_interval)
+    # The simulator starts when the jobs run, its clock with it (see SimulatorService).
+    sim = SimulatorService(
+        lambda: make_simulator(args), sink, progress_interval_s=args.progress_interval, after=jobs.submitted
+    )
     services = [
         broker,
         postgres,
@@ -192,7 +195,10 @@ def watch(args, stop: threading.Event, *, duration, started, jobs, sim, summary)
             ready_at = time.monotonic()
             say(f"jobs running after {ready_at - jobs.started_at:.0f} s (startup {ready_at - started:.0f} s)")
         if ready_at is None:
-            state = f"waiting for the jobs: planning the Flink job, {time.monotonic() - jobs.started_at:.0f} s"
+            state = (
+                f"waiting for the jobs: planning the Flink job, {time.monotonic() - jobs.started_at:.0f} s"
+                " (the simulator starts with them)"
+            )
         else:
             state = "running"
         text, fields = summary.line(state)

@@ -28,7 +28,7 @@ def start(duration: float) -> subprocess.Popen:
     )
 
 
-def run_once(duration: float = 12) -> tuple[str, str, dict]:
+def run_once(duration: float = 35) -> tuple[str, str, dict]:
     process = start(duration)
     ready, seen = None, []
     try:
@@ -68,6 +68,10 @@ def test_platform_starts_prints_urls_serves_ready_and_stops_without_leftovers(at
     assert leftovers == []
     summary = next(json.loads(line) for line in err.splitlines() if '"msg": "summary"' in line)
     assert summary["sent"] > 0 and summary["errors"] == 0
+    # The simulator waits for the jobs: nothing piles up unread and turns late. What is left are
+    # its own perturbations (1 % malformed, 0.5 % late), not the ~80 % of a planning backlog.
+    live = [json.loads(line) for line in err.splitlines() if '"msg": "live summary"' in line]
+    assert live[-1]["generated"] > 0 and live[-1]["dead_letters"] <= 0.05 * live[-1]["generated"]
 
 
 def _group(process: psutil.Process) -> int | None:
