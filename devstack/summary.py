@@ -52,9 +52,9 @@ class Summary:
         now = self.snapshot()
         before, self.previous = self.previous, now
         dt = (now.at - before.at) if before else 0.0
-        in_rate = (now.generated - before.generated) / dt if dt else 0.0
-        out_rate = (now.readings - before.readings) / dt if dt else 0.0
-        read_rate = _rate(now.events_read, before.events_read if before else None, dt)
+        in_rate = _rate(now.generated, before and before.generated, dt) or 0.0
+        out_rate = _rate(now.readings, before and before.readings, dt) or 0.0
+        read_rate = _rate(now.events_read, before and before.events_read, dt)
         read = f"{read_rate:,.0f} ev/s ({now.events_read:,})" if read_rate is not None else "-"
         lag = f"{now.lag_s:.1f} s" if now.lag_s is not None else "-"
         text = (

@@ -161,6 +161,21 @@ def heartbeats(devices: int, timeout_s: float, at: datetime = START) -> list[str
     ]
 
 
+def telemetry(source_id: str, event_id: str, at: datetime, speed_kmh: float, odometer_km: float) -> str:
+    """One vehicle's telemetry line at a given speed; everything else within bounds."""
+    return VehicleTelemetry.build(
+        event_id=event_id,
+        source_id=source_id,
+        event_time=at,
+        latitude=1,
+        longitude=1,
+        battery_pct=80,
+        odometer_km=odometer_km,
+        autopilot_state="off",
+        speed_kmh=speed_kmh,
+    ).to_json()
+
+
 def _disorder(
     family: str, events: list, rng: random.Random, *, late: int, malformed: int, sample: SampleSet
 ) -> list[str]:

@@ -25,11 +25,10 @@ from pathlib import Path
 
 import psycopg
 
-from contracts import VehicleTelemetry
 from devstack import PrivatePostgres, postgres_url
 from jobs import fastpath, runner
 from jobs.config import JobConfig
-from jobs.sample import SampleSet, build
+from jobs.sample import SampleSet, build, telemetry
 from jobs.tables import create_source, short
 from storage.migrate import migrate_up
 from tests.bench import utc_stamp
@@ -116,19 +115,9 @@ def alarm_latency(config: JobConfig, seconds: float) -> list[float]:
             next_event += 0.5
             now = datetime.now(UTC)
             speed = 130.0 if step % 6 < 2 else 100.0  # an incident every 3 s
-            event = VehicleTelemetry.build(
-                event_id=f"lat-{step}",
-                source_id="veh-live",
-                event_time=now,
-                latitude=1,
-                longitude=1,
-                battery_pct=80,
-                odometer_km=step,
-                autopilot_state="off",
-                speed_kmh=speed,
-            )
+            line = telemetry("veh-live", f"lat-{step}", now, speed, odometer_km=step)
             seq += 1
-            SampleSet(lines={"vehicle.telemetry": [event.to_json()]}).write(input_dir, seq=seq)
+            SampleSet(lines={"vehicle.telemetry": [line]}).write(input_dir, seq=seq)
             step += 1
     stop.set()
     job.join(120)

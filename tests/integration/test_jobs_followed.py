@@ -12,9 +12,9 @@ from datetime import timedelta
 
 import pytest
 
-from contracts.events import VehicleTelemetry
 from devstack.flink_rest import events_read, events_read_by_source
 from devstack.ports import free_port, wait_until
+from jobs import sample
 from jobs.sample import START, SampleSet
 from tests.integration.test_jobs_inactivity import wait_for
 from tests.integration.test_jobs_pipeline import REPO, jobs_command, new_database, rows
@@ -29,17 +29,7 @@ EVENTS_STORED = "SELECT count(DISTINCT event_id) FROM readings"
 
 
 def telemetry(second: int, speed_kmh: float) -> str:
-    return VehicleTelemetry.build(
-        event_id=f"t-{second}-{speed_kmh:g}",
-        source_id="veh-a",
-        event_time=START + timedelta(seconds=second),
-        latitude=1,
-        longitude=1,
-        battery_pct=80,
-        odometer_km=second,
-        autopilot_state="off",
-        speed_kmh=speed_kmh,
-    ).to_json()
+    return sample.telemetry("veh-a", f"t-{second}-{speed_kmh:g}", START + timedelta(seconds=second), speed_kmh, second)
 
 
 class FollowedJob:
