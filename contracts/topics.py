@@ -14,7 +14,14 @@ EVENT_TOPICS: dict[str, str] = {
 ALERTS_TOPIC = "fleet.alerts"
 DEAD_LETTER_TOPIC = "fleet.dead-letters"
 
-ALL_TOPICS: tuple[str, ...] = (*EVENT_TOPICS.values(), ALERTS_TOPIC, DEAD_LETTER_TOPIC)
+STORE_TOPICS: dict[str, str] = {
+    table: f"fleet.store.{table.replace('_', '-')}"
+    for table in ("readings", "aggregates", "source_state", "driving_kpis", "trip_metrics", "device_inactivity")
+}
+"""The jobs' table outputs, written transactionally by Flink and upserted into the database by
+the loader (storage.loader); alarms and dead letters reach it through their own topics."""
+
+ALL_TOPICS: tuple[str, ...] = (*EVENT_TOPICS.values(), ALERTS_TOPIC, DEAD_LETTER_TOPIC, *STORE_TOPICS.values())
 
 
 def topic_for(schema_name: str) -> str:

@@ -8,12 +8,13 @@ import signal
 import sys
 import tempfile
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from contracts.thresholds import Thresholds
-from contracts.topics import ALERTS_TOPIC, EVENT_TOPICS
+from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, EVENT_TOPICS
 from jobs import JOB_NAMES
-from jobs.config import JobConfig
+from jobs.config import START_POSITIONS, JobConfig
 from jobs.logs import setup_logging
 
 log = logging.getLogger("jobs")
@@ -50,13 +51,32 @@ def _duration(text: str) -> float:
     return seconds
 
 
-def _local_path(text: str) -> Path:
-    """A directory path, also given as a file:// URI (the chart's Flink-style checkpoint location)."""
-    if text.startswith("file://"):
-        return Path(text.removeprefix("file://"))
+def _checkpoint_uri(text: str) -> str:
+    """A checkpoint location: a local path, or a URI of any filesystem Flink has a plugin for
+    (file://, s3://, gs://, abfss://, hdfs://): JobManager and TaskManagers need no shared disk."""
     if "://" in text:
-        raise argparse.ArgumentTypeError(f"only local paths or file:// URIs are supported, got {text!r}")
-    return Path(text)
+        scheme = text.split("://", 1)[0]
+        if not scheme.isalnum():
+            raise argparse.ArgumentTypeError(f"not a URI: {text!r}")
+        return text
+    return Path(text).resolve().as_uri()
+
+
+def _start_from(text: str) -> str:
+    """group | earliest | latest | an ISO-8601 time or epoch milliseconds (backfill)."""
+    if text in START_POSITIONS:
+        return text
+    if text.isdigit():
+        return text
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {', '.join(START_POSITIONS)}, an ISO-8601 time or epoch milliseconds; got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return str(int(moment.timestamp() * 1000))
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -79,10 +99,21 @@ def _topic_override(text: str) -> tuple[str, str]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jobs", description=__doc__)
     p.add_argument("job", choices=[*JOB_NAMES, "all"], help="pipeline to run; 'all' runs every one in one job")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input-dir", type=Path, help="read <dir>/<topic>/*.jsonl (files, tests, local run)")
-    source.add_argument("--bootstrap-servers", help="read Kafka (needs the Kafka connector jar of the job image)")
-    p.add_argument("--group-id", default="fleet-monitor-jobs", help="Kafka consumer group")
+    p.add_argument("--bootstrap-servers", required=True, help="Kafka bootstrap servers (sources and sinks)")
+    p.add_argument("--group-id", default="fleet-monitor-jobs", help="Kafka consumer group of the sources")
+    p.add_argument(
+        "--start-from",
+        type=_start_from,
+        default="group",
+        metavar="group|earliest|latest|TIME",
+        help="where the sources start without a restore: the group's committed offsets (earliest for a new"
+        " group; default), the topics' beginning or end, or an ISO-8601 time / epoch milliseconds (backfill)",
+    )
+    p.add_argument(
+        "--bounded",
+        action="store_true",
+        help="read every topic up to its end offsets at start, then finish (tests, replays, benchmarks)",
+    )
     p.add_argument(
         "--topic",
         action="append",
@@ -91,21 +122,28 @@ def parser() -> argparse.ArgumentParser:
         metavar="FAMILY=TOPIC",
         help="override a family's topic (default from contracts.topics)",
     )
-    p.add_argument("--alerts-topic", default=ALERTS_TOPIC, help="topic alarms are published to")
-    p.add_argument("--alerts-bootstrap-servers", help="broker for alarms (default: --bootstrap-servers)")
-    p.add_argument("--database-url", help="PostgreSQL/TimescaleDB URL the loader writes to")
-    p.add_argument("--thresholds", type=Path, help="thresholds YAML (contracts.thresholds.Thresholds.load)")
-    p.add_argument("--checkpoint-dir", type=_local_path, help="checkpoint directory (default: a temporary one)")
+    p.add_argument("--alerts-topic", default=ALERTS_TOPIC, help="topic alarm records are written to, exactly once")
+    p.add_argument("--dead-letter-topic", default=DEAD_LETTER_TOPIC, help="topic malformed and late events go to")
     p.add_argument(
-        "--checkpoint-interval", type=_duration, default=10.0, help="seconds or a duration like 30s (default 10)"
+        "--transactional-id-prefix",
+        help="prefix of the sinks' Kafka transactional ids (default: the group id); unique per job",
+    )
+    p.add_argument("--thresholds", type=Path, help="thresholds YAML (contracts.thresholds.Thresholds.load)")
+    p.add_argument(
+        "--checkpoint-dir",
+        type=_checkpoint_uri,
+        help="checkpoint location: a path or a URI such as s3://bucket/fleet (default: a temporary directory)",
+    )
+    p.add_argument(
+        "--checkpoint-interval",
+        type=_duration,
+        default=10.0,
+        help="seconds or a duration like 30s (default 10); the sinks commit their Kafka transactions on it",
     )
     p.add_argument(
         "--restore",
         metavar="PATH|latest",
-        help="restore from a checkpoint/savepoint path, or the latest checkpoint under --checkpoint-dir",
-    )
-    p.add_argument(
-        "--output-dir", type=Path, help="staging directory of committed output files (default: <checkpoint-dir>/output)"
+        help="restore from a checkpoint/savepoint path, or the latest checkpoint under a local --checkpoint-dir",
     )
     p.add_argument("--parallelism", type=_positive(int), default=1)
     p.add_argument("--window", type=_positive(int), default=60, help="aggregate window, seconds (default 60)")
@@ -127,19 +165,10 @@ def parser() -> argparse.ArgumentParser:
         help="seconds without input before a source stops holding back the watermark (default 1)",
     )
     p.add_argument("--rest-port", type=_positive(int), help="port of the Flink REST API (default: Flink's choice)")
-    p.add_argument("--follow", action="store_true", help="keep watching --input-dir for new files")
     p.add_argument(
-        "--monitor-interval",
-        type=_duration,
-        default=1.0,
-        help="with --follow: how often --input-dir is scanned, seconds or a duration (default 1; 0.2 cut"
-        " live alarm latency by ~1 s, each scan lists the whole directory)",
-    )
-    p.add_argument(
-        "--load-interval",
-        type=_duration,
-        default=1.0,
-        help="how often committed output files are loaded into --database-url, seconds or a duration (default 1)",
+        "--jobmanager",
+        metavar="HOST:PORT",
+        help="submit to the Flink cluster whose REST API is there (default: run a local mini-cluster)",
     )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -152,25 +181,25 @@ def config_from(args: argparse.Namespace) -> JobConfig:
         raise ValueError("--out-of-orderness and --allowed-lateness must be >= 0")
     if args.alarm_out_of_orderness is not None and args.alarm_out_of_orderness < 0:
         raise ValueError("--alarm-out-of-orderness must be >= 0")
-    if args.input_dir is not None and not args.input_dir.is_dir():
-        raise ValueError(f"--input-dir {args.input_dir} is not a directory")
-    checkpoint_dir = args.checkpoint_dir or Path(tempfile.mkdtemp(prefix="fleet-jobs-"))
+    checkpoint_dir = args.checkpoint_dir or Path(tempfile.mkdtemp(prefix="fleet-jobs-")).as_uri()
     restore = args.restore
     if restore == "latest":
-        restore = latest_checkpoint(checkpoint_dir)
+        if not checkpoint_dir.startswith("file://"):
+            raise ValueError("--restore latest needs a local --checkpoint-dir; give the checkpoint's URI instead")
+        restore = latest_checkpoint(Path(checkpoint_dir.removeprefix("file://")))
         if restore is None:
-            log.info("no checkpoint to restore from; starting fresh", extra={"checkpoint_dir": str(checkpoint_dir)})
+            log.info("no checkpoint to restore from; starting fresh", extra={"checkpoint_dir": checkpoint_dir})
     return JobConfig(
         jobs=JOB_NAMES if args.job == "all" else (args.job,),
-        output_dir=(args.output_dir or checkpoint_dir / "output").resolve(),
-        checkpoint_dir=checkpoint_dir,
-        database_url=args.database_url,
-        input_dir=args.input_dir.resolve() if args.input_dir else None,
         bootstrap_servers=args.bootstrap_servers,
+        checkpoint_dir=checkpoint_dir,
         group_id=args.group_id,
         topics={**EVENT_TOPICS, **dict(args.topic)},
         alerts_topic=args.alerts_topic,
-        alerts_bootstrap_servers=args.alerts_bootstrap_servers,
+        dead_letter_topic=args.dead_letter_topic,
+        start_from=args.start_from,
+        bounded=args.bounded,
+        transactional_id_prefix=args.transactional_id_prefix,
         thresholds=Thresholds.load(args.thresholds),
         checkpoint_interval_s=args.checkpoint_interval,
         parallelism=args.parallelism,
@@ -181,11 +210,9 @@ def config_from(args: argparse.Namespace) -> JobConfig:
         allowed_lateness_s=args.allowed_lateness,
         alarm_out_of_orderness_s=args.alarm_out_of_orderness,
         idle_timeout_s=args.idle_timeout,
-        follow=args.follow,
-        monitor_interval_s=args.monitor_interval,
-        load_interval_s=args.load_interval,
         restore_from=restore,
         rest_port=args.rest_port,
+        jobmanager=args.jobmanager,
     )
 
 
@@ -197,10 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"python -m jobs: error: {exc}", file=sys.stderr)
         return 2
-    if config.database_url:
-        from storage.migrate import migrate_up
-
-        migrate_up(config.database_url)
     from jobs.runner import run
 
     stop = threading.Event()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from contracts.thresholds import Thresholds
-from contracts.topics import ALERTS_TOPIC, EVENT_TOPICS
+from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, EVENT_TOPICS, STORE_TOPICS
 
 # Event families each job reads.
 JOB_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -15,19 +14,28 @@ JOB_FAMILIES: dict[str, tuple[str, ...]] = {
     "inactivity": ("device.heartbeat",),
     "kpis": ("vehicle.telemetry", "driving.event", "trip"),
 }
+START_POSITIONS = ("group", "earliest", "latest")
+"""Where the sources start without a restore: the consumer group's committed offsets (earliest
+for a new group), the topics' beginning or end; or a timestamp (epoch milliseconds) for backfill."""
 
 
 @dataclass
 class JobConfig:
     jobs: tuple[str, ...]
-    output_dir: Path
-    checkpoint_dir: Path
-    database_url: str | None = None
-    input_dir: Path | None = None
-    bootstrap_servers: str | None = None
+    bootstrap_servers: str
+    checkpoint_dir: str
+    """A URI Flink's filesystems understand: file:///..., s3://bucket/path, ..."""
     group_id: str = "fleet-monitor-jobs"
     topics: dict[str, str] = field(default_factory=lambda: dict(EVENT_TOPICS))
     alerts_topic: str = ALERTS_TOPIC
+    dead_letter_topic: str = DEAD_LETTER_TOPIC
+    store_topics: dict[str, str] = field(default_factory=lambda: dict(STORE_TOPICS))
+    start_from: str = "group"
+    """One of START_POSITIONS, or epoch milliseconds."""
+    bounded: bool = False
+    """Read each topic up to its end offsets at start, then finish (tests, replays, benchmarks)."""
+    transactional_id_prefix: str | None = None
+    """Prefix of the sinks' Kafka transactional ids (default: the group id); unique per job."""
     thresholds: Thresholds = field(default_factory=Thresholds)
     checkpoint_interval_s: float = 10.0
     parallelism: int = 1
@@ -42,30 +50,23 @@ class JobConfig:
     family skips the rules (Flink counts it in the alarm operator's numLateRecordsDropped) but is
     still stored, aggregated and checked against the watermark like any other."""
     idle_timeout_s: float = 1.0
-    """A family without input holds back the watermark of every union it is in (the alarms read four)
-    until marked idle: at 10 s, live alarms came out 6-21 s late for the first ~20 s, at 1 s ~2 s."""
-    follow: bool = False
-    monitor_interval_s: float = 1.0
+    """A partition without input holds back the watermark of every operator it feeds until marked
+    idle: at 10 s, live alarms came out 6-21 s late for the first ~20 s, at 1 s ~2 s."""
     restore_from: str | None = None
-    load_interval_s: float = 1.0
-    alerts_bootstrap_servers: str | None = None
-    """Where the loader publishes alarms; defaults to the source's bootstrap servers."""
     metrics_port: str = "9249-9299"
     rest_port: int | None = None
-    """The Flink REST API's port (job status, checkpoints, per-operator record counts)."""
-
-    @property
-    def publish_alerts(self) -> bool:
-        return bool(self.alerts_bootstrap)
-
-    @property
-    def alerts_bootstrap(self) -> str | None:
-        return self.alerts_bootstrap_servers or self.bootstrap_servers
+    """The Flink REST API's port of the local mini-cluster (job status, per-operator record counts)."""
+    jobmanager: str | None = None
+    """host:port of a running Flink cluster's REST endpoint to submit to (default: a local mini-cluster)."""
 
     @property
     def families(self) -> tuple[str, ...]:
         wanted = {family for job in self.jobs for family in JOB_FAMILIES[job]}
         return tuple(family for family in EVENT_TOPICS if family in wanted)
+
+    @property
+    def transactional_prefix(self) -> str:
+        return self.transactional_id_prefix or self.group_id
 
     @property
     def watermark_delay_s(self) -> float:

@@ -1,7 +1,7 @@
 """What SQL cannot say: the alarm lifecycle (one open incident per source and type, counted,
 cleared with hysteresis) and processing-time inactivity timers. Both are keyed Python functions
-over the small streams SQL leaves for them; their outputs are JSON lines `{"table", "row"}` that
-the loader merges (and publishes alarms to Kafka)."""
+over the small streams SQL leaves for them; each output is a row (table, key, JSON document) that
+SQL routes to its topic: alarm records to the alerts topic, device liveness to its store topic."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
-from pyflink.common import Types
+from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
@@ -28,12 +28,16 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def _line(table: str, row: dict) -> str:
-    return json.dumps({"table": table, "row": row}, separators=(",", ":"))
+OUTPUT_TYPE = Types.ROW_NAMED(["tbl", "k", "payload"], [Types.STRING(), Types.STRING(), Types.STRING()])
+"""What the lifecycle functions emit: the target table, the record's key, the JSON document."""
 
 
-def alarm_line(record: AlertRecord) -> str:
-    return _line("alarms", record.model_dump(mode="json"))
+def _line(table: str, key: str, row: dict) -> Row:
+    return Row(table, key, json.dumps(row, separators=(",", ":")))
+
+
+def alarm_line(record: AlertRecord) -> Row:
+    return _line("alarms", record.source_id, record.model_dump(mode="json"))
 
 
 class AlarmLifecycle(KeyedProcessFunction):
@@ -121,7 +125,7 @@ class InactivityTimers(KeyedProcessFunction):
             updated = max(seen, since)
             alarm = self._alarm(row.source_id, device["fleet_id"], since, device["timeout_s"])
             yield alarm_line(alarm.model_copy(update={"status": AlertStatus.CLEARED, "cleared_at": updated}))
-        yield _line("device_inactivity", _liveness(row.source_id, seen, timeout_s, None, updated))
+        yield _line("device_inactivity", row.source_id, _liveness(row.source_id, seen, timeout_s, None, updated))
 
     def on_timer(self, timestamp: int, ctx):
         device = json.loads(self.device.value())
@@ -132,6 +136,7 @@ class InactivityTimers(KeyedProcessFunction):
         yield alarm_line(self._alarm(source_id, device["fleet_id"], since, device["timeout_s"]))
         yield _line(
             "device_inactivity",
+            source_id,
             _liveness(source_id, since - _seconds(device["timeout_s"]), device["timeout_s"], since, since),
         )
 

@@ -11,7 +11,7 @@ from contracts.records import AlertType
 from contracts.thresholds import DEFAULT_RULES, Rule, Thresholds
 from jobs.config import JobConfig
 from jobs.parse import SOURCE_KINDS, metric_names
-from jobs.tables import create_csv_sink, rewatermarked, short
+from jobs.tables import create_dead_letter_sink, create_store_sink, rewatermarked, short
 
 
 def _window(view: str, seconds: int) -> str:
@@ -36,13 +36,13 @@ def _metrics_view(t_env: StreamTableEnvironment, schema_name: str) -> str:
 
 
 def dead_letters(t_env, statements: StatementSet, config: JobConfig) -> None:
-    sink = create_csv_sink(t_env, config, "dead_letters")
+    sink = create_dead_letter_sink(t_env, config)
     union = " UNION ALL ".join(f"SELECT * FROM rejects_{short(family)}" for family in config.families)
     statements.add_insert_sql(f"INSERT INTO {sink} {union}")
 
 
 def aggregates(t_env, statements: StatementSet, config: JobConfig) -> None:
-    readings, windows, state = (create_csv_sink(t_env, config, table) for table in WRITES_OF_AGGREGATES)
+    readings, windows, state = (create_store_sink(t_env, config, table) for table in WRITES_OF_AGGREGATES)
     metric_views, window_selects, state_selects = [], [], []
     for family in config.families:
         view = _metrics_view(t_env, family)
@@ -91,7 +91,7 @@ def _latest_per_source() -> str:
 def kpis(t_env, statements: StatementSet, config: JobConfig) -> None:
     """Driving KPIs per vehicle and window (distance = odometer span seen in the window, from
     telemetry and driving events) and trip metrics per region and window."""
-    kpi_sink, trip_sink = create_csv_sink(t_env, config, "driving_kpis"), create_csv_sink(t_env, config, "trip_metrics")
+    kpi_sink, trip_sink = create_store_sink(t_env, config, "driving_kpis"), create_store_sink(t_env, config, "trip_metrics")
     t_env.execute_sql(
         "CREATE TEMPORARY VIEW kpi_input AS "
         "SELECT rowtime, source_id, fleet_id, odometer_km, 0 AS interventions, 0 AS disengagements "

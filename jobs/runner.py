@@ -1,5 +1,5 @@
-"""Build one Flink job from the chosen pipelines, run it, and keep the loader merging its
-committed output into the database until the job ends."""
+"""Build one Flink job from the chosen pipelines and run it: in a local mini-cluster, or
+submitted to a running Flink cluster (--jobmanager), until it ends or is stopped."""
 
 from __future__ import annotations
 
@@ -8,20 +8,17 @@ import os
 import site
 import sys
 import threading
-import time
 from pathlib import Path
 
 from pyflink.common import Configuration, Types
-from pyflink.common.serialization import Encoder
 from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.datastream.connectors.file_system import FileSink, RollingPolicy
 from pyflink.table import StreamTableEnvironment
 
 from jobs import pipelines
 from jobs.config import JobConfig
-from jobs.lifecycle import AlarmLifecycle, InactivityTimers
-from jobs.loader import LIFECYCLE_PREFIX, AlertPublisher, Loader
-from jobs.tables import create_parsed_views, create_source
+from jobs.connectors import flink_connector_jars
+from jobs.lifecycle import OUTPUT_TYPE, AlarmLifecycle, InactivityTimers
+from jobs.tables import create_keyed_json_sink, create_parsed_views, create_source
 
 log = logging.getLogger("jobs.runner")
 # The local mini-cluster runs in the JVM PyFlink launches on its first call, so its options must be
@@ -48,7 +45,7 @@ def flink_configuration(config: JobConfig) -> Configuration:
     conf = Configuration()
     settings = {
         "execution.checkpointing.interval": f"{int(config.checkpoint_interval_s * 1000)}ms",
-        "execution.checkpointing.dir": config.checkpoint_dir.resolve().as_uri(),
+        "execution.checkpointing.dir": config.checkpoint_dir,
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "3",
         "parallelism.default": str(config.parallelism),
@@ -64,14 +61,20 @@ def flink_configuration(config: JobConfig) -> Configuration:
         "table.exec.source.idle-timeout": f"{int(config.idle_timeout_s * 1000)}ms",
         # Emit a watermark as soon as it advances: late-event routing then depends on the input
         # order only, not on timing, and restores/replays classify events the same way.
-        "pipeline.auto-watermark-interval": "0ms",
+        "pipeline.auto-watermark-interval": "50ms",
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "3",
         "restart-strategy.fixed-delay.delay": "2s",
         "metrics.reporter.prom.factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
         "metrics.reporter.prom.port": config.metrics_port,
     }
-    if config.rest_port:
+    jars = flink_connector_jars()
+    if jars:
+        settings["pipeline.jars"] = ";".join(jar.as_uri() for jar in jars)
+    if config.jobmanager:
+        host, _, port = config.jobmanager.rpartition(":")
+        settings |= {"execution.target": "remote", "rest.address": host, "rest.port": port}
+    elif config.rest_port:
         settings["rest.port"] = str(config.rest_port)
         # Record counts served by REST refresh every 2 s (default 10 s): the live summary reads them.
         settings["metrics.fetcher.update-interval"] = "2000"
@@ -82,17 +85,21 @@ def flink_configuration(config: JobConfig) -> Configuration:
     return conf
 
 
-def _lifecycle_sink(config: JobConfig, name: str) -> FileSink:
-    return (
-        FileSink.for_row_format(str(config.output_dir / f"{LIFECYCLE_PREFIX}{name}"), Encoder.simple_string_encoder())
-        .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
-        .build()
-    )
-
-
 def _keyed_stream(t_env: StreamTableEnvironment, query: str, key):
     table = t_env.sql_query(query)
     return t_env.to_data_stream(table).key_by(key, key_type=Types.STRING())
+
+
+def _route_lifecycle(t_env, statements, config: JobConfig, streams) -> None:
+    """Alarm records to the alerts topic, device liveness to its store topic."""
+    merged = streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
+    t_env.create_temporary_view("lifecycle_out", t_env.from_data_stream(merged))
+    targets = {"alarms": config.alerts_topic}
+    if "inactivity" in config.jobs:
+        targets["device_inactivity"] = config.store_topics["device_inactivity"]
+    for table, topic in targets.items():
+        sink = create_keyed_json_sink(t_env, config, table, topic)
+        statements.add_insert_sql(f"INSERT INTO {sink} SELECT k, payload FROM lifecycle_out WHERE tbl = '{table}'")
 
 
 def build(env: StreamExecutionEnvironment, config: JobConfig):
@@ -106,18 +113,21 @@ def build(env: StreamExecutionEnvironment, config: JobConfig):
         pipelines.aggregates(t_env, statements, config)
     if "kpis" in config.jobs:
         pipelines.kpis(t_env, statements, config)
+    lifecycles = []
     if "alarms" in config.jobs:
         view = pipelines.alarm_candidates(t_env, config)
         query = (
             f"SELECT source_id, fleet_id, alert_type, subject, {EVENT_AT}, val, threshold, severity, cond FROM {view}"
         )
         stream = _keyed_stream(t_env, query, lambda row: f"{row.source_id}|{row.alert_type}")
-        stream.process(AlarmLifecycle(), output_type=Types.STRING()).sink_to(_lifecycle_sink(config, "alarms"))
+        lifecycles.append(stream.process(AlarmLifecycle(), output_type=OUTPUT_TYPE))
     if "inactivity" in config.jobs:
         query = f"SELECT source_id, fleet_id, {EVENT_AT}, timeout_s FROM valid_device_heartbeat"
         stream = _keyed_stream(t_env, query, lambda row: row.source_id)
         timers = InactivityTimers(config.thresholds.inactivity.timeout_s)
-        stream.process(timers, output_type=Types.STRING()).sink_to(_lifecycle_sink(config, "inactivity"))
+        lifecycles.append(stream.process(timers, output_type=OUTPUT_TYPE))
+    if lifecycles:
+        _route_lifecycle(t_env, statements, config, lifecycles)
     statements.attach_as_datastream()
     return t_env
 
@@ -128,33 +138,19 @@ def run(config: JobConfig, stop: threading.Event | None = None, on_submitted=Non
     stop = stop or threading.Event()
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config))
     build(env, config)
-    publisher = AlertPublisher(config.alerts_bootstrap, config.alerts_topic) if config.publish_alerts else None
     client = env.execute_async("fleet-monitor " + "+".join(config.jobs))
     job_id = str(client.get_job_id())
     log.info("job submitted", extra={"job_id": job_id, "jobs": list(config.jobs)})
-    checkpoints = config.checkpoint_dir / job_id
-    loader = Loader(config.database_url, config.output_dir, publisher, checkpoints) if config.database_url else None
     outcome = client.get_job_execution_result()
     if on_submitted:
         on_submitted()
-    try:
-        next_load = time.monotonic()
-        while not outcome.done() and not stop.is_set():
-            if loader and time.monotonic() >= next_load:
-                loader.load_pending()
-                loader.prune()
-                next_load = time.monotonic() + config.load_interval_s
-            stop.wait(POLL_S)  # notice the job's end promptly, whatever the load interval
-        status = "FINISHED"
-        if not outcome.done():
-            client.cancel().result()
-            status = "CANCELED"
-        else:
-            outcome.result()  # raises the job's failure
-        if loader:
-            loader.load_pending()
-    finally:
-        if loader:
-            loader.close()
+    while not outcome.done() and not stop.is_set():
+        stop.wait(POLL_S)  # notice the job's end promptly
+    status = "FINISHED"
+    if not outcome.done():
+        client.cancel().result()
+        status = "CANCELED"
+    else:
+        outcome.result()  # raises the job's failure
     log.info("job ended", extra={"status": status})
     return status

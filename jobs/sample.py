@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from contracts import (
     BuildingReading,
@@ -34,14 +33,22 @@ class SampleSet:
     late: set[tuple[str, str]] = field(default_factory=set)
     malformed: set[tuple[str, str]] = field(default_factory=set)
 
-    def write(self, input_dir: Path, seq: int = 1) -> None:
+    def produce(self, bootstrap_servers: str, partition: int = 0) -> int:
+        """Send every family's lines to its topic, in order, into one partition (so the order the
+        jobs read is the order built); returns how many."""
+        from confluent_kafka import Producer
+
+        producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 20})
+        sent = 0
         for family, lines in self.lines.items():
             topic = topic_for(family)
-            folder = input_dir / topic
-            folder.mkdir(parents=True, exist_ok=True)
-            hidden = folder / f".{topic}-{seq:06d}.jsonl"
-            hidden.write_text("\n".join(lines) + "\n")
-            hidden.rename(folder / f"{topic}-{seq:06d}.jsonl")  # atomic, like the simulator
+            for line in lines:
+                producer.produce(topic, value=line.encode(), partition=partition)
+                producer.poll(0)
+                sent += 1
+        if producer.flush(60):
+            raise RuntimeError("sample events not delivered within 60 s")
+        return sent
 
 
 def _profile(step: int, incident: range, breach: float, band: float, normal: float) -> float:

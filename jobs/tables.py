@@ -1,5 +1,5 @@
-"""Flink SQL tables every pipeline shares: raw sources (files or Kafka), the contract-checked
-views over them, and the checkpointed filesystem sinks the loader merges into the database."""
+"""Flink SQL tables every pipeline shares: the Kafka sources, the contract-checked views over
+them, and the transactional Kafka sinks (the loader, storage.loader, upserts what they commit)."""
 
 from __future__ import annotations
 
@@ -35,33 +35,39 @@ def short(schema_name: str) -> str:
     return schema_name.replace(".", "_")
 
 
+def _with(options: dict[str, str]) -> str:
+    return ", ".join(f"'{key}' = '{value}'" for key, value in options.items())
+
+
+def _start_options(config: JobConfig) -> dict[str, str]:
+    if config.start_from == "group":
+        return {"scan.startup.mode": "group-offsets", "properties.auto.offset.reset": "earliest"}
+    if config.start_from in ("earliest", "latest"):
+        return {"scan.startup.mode": f"{config.start_from}-offset"}
+    return {"scan.startup.mode": "timestamp", "scan.startup.timestamp-millis": config.start_from}
+
+
 def create_source(t_env: StreamTableEnvironment, config: JobConfig, schema_name: str) -> None:
-    topic = config.topics[schema_name]
-    if config.input_dir is not None:
-        # The simulator may not have written a topic yet; an absent directory would fail the job.
-        (config.input_dir / topic).mkdir(parents=True, exist_ok=True)
-        received = "received_at TIMESTAMP_LTZ(3) METADATA FROM 'file.modification-time' VIRTUAL"
-        options = {"connector": "filesystem", "path": str(config.input_dir / topic), "format": "raw"}
-        if config.follow:
-            options["source.monitor-interval"] = f"{int(config.monitor_interval_s * 1000)}ms"
-    elif config.bootstrap_servers:
-        received = "received_at TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL"
-        options = {
-            "connector": "kafka",
-            "topic": topic,
-            "properties.bootstrap.servers": config.bootstrap_servers,
-            "properties.group.id": config.group_id,
-            "properties.auto.offset.reset": "earliest",
-            "scan.startup.mode": "group-offsets",
-            "format": "raw",
-        }
-    else:
-        raise ValueError("a source is needed: --input-dir or --bootstrap-servers")
-    with_clause = ", ".join(f"'{key}' = '{value}'" for key, value in options.items())
+    """src_<family>: the family's topic as raw lines. The watermark is pushed into the Kafka source,
+    which keeps one per partition: a partition read behind the others (a backlog after a restore,
+    a slow producer) holds the watermark back instead of having its events turned late."""
+    options = {
+        "connector": "kafka",
+        "topic": config.topics[schema_name],
+        "properties.bootstrap.servers": config.bootstrap_servers,
+        "properties.group.id": config.group_id,
+        "properties.isolation.level": "read_committed",
+        "format": "raw",
+        **_start_options(config),
+    }
+    if config.bounded:
+        options["scan.bounded.mode"] = "latest-offset"
     t_env.execute_sql(
-        f"CREATE TEMPORARY TABLE src_{short(schema_name)} (line STRING, {received}, rowtime AS {ROWTIME_SQL}, "
+        f"CREATE TEMPORARY TABLE src_{short(schema_name)} (line STRING, "
+        "received_at TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL, "
+        f"rowtime AS {ROWTIME_SQL}, "
         f"WATERMARK FOR rowtime AS rowtime - INTERVAL '{config.watermark_delay_s:.3f}' SECOND(3)"
-        f") WITH ({with_clause})"
+        f") WITH ({_with(options)})"
     )
 
 
@@ -115,14 +121,58 @@ def create_parsed_views(t_env: StreamTableEnvironment, config: JobConfig, schema
     )
 
 
-def create_csv_sink(t_env: StreamTableEnvironment, config: JobConfig, table: str) -> str:
-    """A checkpointed CSV sink whose columns follow storage.writes; files become visible
-    (committed) with each completed checkpoint."""
+# Brokers cap transactions at transaction.max.timeout.ms (15 min by default); Flink's producers
+# ask for an hour unless told, which the broker refuses.
+TRANSACTION_TIMEOUT_MS = 10 * 60 * 1000
+
+
+def _sink_options(config: JobConfig, topic: str, name: str) -> dict[str, str]:
+    """Exactly-once Kafka sink options: records become visible to read_committed consumers when
+    the checkpoint that covers them completes."""
+    return {
+        "connector": "kafka",
+        "topic": topic,
+        "properties.bootstrap.servers": config.bootstrap_servers,
+        "sink.delivery-guarantee": "exactly-once",
+        "sink.transactional-id-prefix": f"{config.transactional_prefix}-{name}",
+        "properties.transaction.timeout.ms": str(TRANSACTION_TIMEOUT_MS),
+    }
+
+
+def create_store_sink(t_env: StreamTableEnvironment, config: JobConfig, table: str) -> str:
+    """sink_<table>: the table's rows, columns in storage.writes order, to its store topic as CSV
+    lines (COPY-ready for the loader). Every store table's upsert is order-insensitive, so the
+    records need no key."""
     columns = ", ".join(f"`{column}` {SINK_TYPE.get(column, 'STRING')}" for column in WRITES[table].columns)
-    interval = f"{max(1, int(config.checkpoint_interval_s * 1000))}ms"
-    t_env.execute_sql(
-        f"CREATE TEMPORARY TABLE sink_{table} ({columns}) WITH ("
-        f"'connector' = 'filesystem', 'path' = '{config.output_dir / table}', 'format' = 'csv', "
-        f"'sink.rolling-policy.rollover-interval' = '{interval}', 'sink.rolling-policy.check-interval' = '{interval}')"
-    )
+    options = {**_sink_options(config, config.store_topics[table], table), "format": "csv"}
+    t_env.execute_sql(f"CREATE TEMPORARY TABLE sink_{table} ({columns}) WITH ({_with(options)})")
     return f"sink_{table}"
+
+
+def create_dead_letter_sink(t_env: StreamTableEnvironment, config: JobConfig) -> str:
+    """sink_dead_letters: malformed and late events with the reason, as JSON keyed by their id."""
+    columns = ", ".join(f"`{column}` {SINK_TYPE.get(column, 'STRING')}" for column in WRITES["dead_letters"].columns)
+    options = {
+        **_sink_options(config, config.dead_letter_topic, "dead-letters"),
+        "key.format": "raw",
+        "key.fields": "id",
+        "value.format": "json",
+        "value.json.timestamp-format.standard": "ISO-8601",
+        "value.fields-include": "ALL",
+    }
+    t_env.execute_sql(f"CREATE TEMPORARY TABLE sink_dead_letters ({columns}) WITH ({_with(options)})")
+    return "sink_dead_letters"
+
+
+def create_keyed_json_sink(t_env: StreamTableEnvironment, config: JobConfig, name: str, topic: str) -> str:
+    """sink_<name>: JSON documents made in Python (alarm records, device liveness), keyed so that
+    every record of one source lands in one partition, in order."""
+    options = {
+        **_sink_options(config, topic, name),
+        "key.format": "raw",
+        "key.fields": "k",
+        "value.format": "raw",
+        "value.fields-include": "EXCEPT_KEY",
+    }
+    t_env.execute_sql(f"CREATE TEMPORARY TABLE sink_{name} (k STRING, payload STRING) WITH ({_with(options)})")
+    return f"sink_{name}"

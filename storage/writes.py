@@ -119,6 +119,12 @@ WRITES: dict[str, TableWrite] = {
 }
 
 
+JSON_TABLES = frozenset({"alarms", "dead_letters", "device_inactivity"})
+"""Tables whose records travel through Kafka as JSON objects (made in Python, or read by people:
+the alerts and dead-letter topics); the others travel as CSV lines in `columns` order, which the
+loader COPYs as they are."""
+
+
 def _stage(conn: psycopg.Connection, spec: TableWrite) -> str:
     stage = f"stage_{spec.table}"
     columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))

@@ -1,8 +1,10 @@
-"""Shared fixtures: a real PostgreSQL server and a real Kafka-protocol broker.
+"""Shared fixtures: a real PostgreSQL server and a real Apache Kafka broker.
 
 PostgreSQL: DATABASE_URL when set, else a private server on a free port; every test that asks
-for `pg_url` gets a database of its own, dropped afterwards. Broker: the Tansu binary on a free
-port for the whole session; `kafka_topics` creates fresh, uniquely named topics per test.
+for `pg_url` gets a database of its own, dropped afterwards. Kafka: one KRaft broker (the pinned
+jars, scripts/setup.d/java-artifacts.sh) on a free port for the whole session; `kafka_topics`
+creates fresh, uniquely named topics per test. `platform_broker` is a module's own broker with
+every platform topic under its default name, for the jobs and the loader as deployed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from contracts.topics import ALL_TOPICS
 from devstack import Broker, PrivatePostgres, postgres_url
 
 
@@ -49,6 +52,14 @@ def pg_url(postgres_server: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:
     with Broker() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def platform_broker() -> Iterator[Broker]:
+    """A broker of this module's own with contracts.topics.ALL_TOPICS created (3 partitions)."""
+    with Broker() as running:
+        running.create_topics(ALL_TOPICS)
         yield running
 
 

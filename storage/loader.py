@@ -1,0 +1,251 @@
+"""`python -m storage.loader`: the jobs' outputs from Kafka into the database, exactly once.
+
+The Flink jobs write their tables to the store topics, alarm records to the alerts topic and
+rejected events to the dead-letter topic, in Kafka transactions committed with each checkpoint.
+The loader reads them `read_committed` (so only checkpointed output), and upserts each batch with
+storage.writes in one transaction together with the offsets that follow it (`loader_offsets`).
+It resumes from those offsets, not from the group's: whatever crashes, each record counts once.
+It needs no disk shared with Flink, and runs as its own deployment (charts/flink-job).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections import defaultdict
+
+import psycopg
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from prometheus_client import Counter, Gauge, start_http_server
+from pydantic import ValidationError
+
+from contracts import jsonlog
+from contracts.records import AlertRecord
+from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, STORE_TOPICS
+from storage.writes import JSON_TABLES, WRITES, upsert_csv, upsert_rows
+
+log = logging.getLogger("storage.loader")
+DEFAULT_GROUP = "fleet-loader"
+
+LOADED = Counter("fleet_loader_records_total", "Records loaded into the database", ["table"])
+REJECTED = Counter("fleet_loader_rejected_total", "Records that were not valid and went to dead_letters", ["table"])
+BATCH_SECONDS = Gauge("fleet_loader_last_batch_seconds", "Duration of the last batch's transaction")
+LAST_LOAD = Gauge("fleet_loader_last_load_timestamp_seconds", "Wall time of the last committed batch")
+
+
+def topic_tables() -> dict[str, str]:
+    """Every topic the loader reads -> the table its records go to."""
+    return {
+        **{topic: table for table, topic in STORE_TOPICS.items()},
+        ALERTS_TOPIC: "alarms",
+        DEAD_LETTER_TOPIC: "dead_letters",
+    }
+
+
+class Loader:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        database_url: str,
+        group_id: str = DEFAULT_GROUP,
+        *,
+        tables: dict[str, str] | None = None,
+        batch_size: int = 20_000,
+        poll_s: float = 0.1,
+    ):
+        self.group_id = group_id
+        self.tables = tables or topic_tables()
+        self.batch_size = batch_size
+        self.poll_s = poll_s
+        self.database_url = database_url
+        self.conn = psycopg.connect(database_url)
+        self.conn.execute("SET TIME ZONE 'UTC'")
+        self.conn.commit()
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": group_id,
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 10_000,
+            }
+        )
+        self.loaded = 0
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start each partition where the database says, not where the group committed."""
+        stored = dict(
+            ((topic, partition), offset)
+            for topic, partition, offset in self.conn.execute(
+                "SELECT topic, partition, next_offset FROM loader_offsets WHERE group_id = %s", (self.group_id,)
+            )
+        )
+        self.conn.commit()
+        for tp in partitions:
+            tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+        consumer.assign(partitions)
+        log.info(
+            "partitions assigned", extra={"partitions": [f"{p.topic}[{p.partition}]@{p.offset}" for p in partitions]}
+        )
+
+    def start(self) -> Loader:
+        self.consumer.subscribe(list(self.tables), on_assign=self._on_assign)
+        log.info("loader started", extra={"group_id": self.group_id, "topics": list(self.tables)})
+        return self
+
+    def poll_once(self) -> int:
+        """Consume and apply one batch; returns how many records it held."""
+        messages = self.consumer.consume(self.batch_size, timeout=self.poll_s)
+        if messages:
+            self.load(messages)
+        return len(messages)
+
+    def run(self, stop: threading.Event) -> None:
+        self.start()
+        try:
+            while not stop.is_set():
+                self.poll_once()
+        finally:
+            self.close()
+
+    def caught_up(self) -> bool:
+        """Every partition of every topic is assigned and read to its end (all of it committed)."""
+        assigned = self.consumer.assignment()
+        expected = sum(
+            len(meta.partitions)
+            for meta in self.consumer.list_topics(timeout=10).topics.values()
+            if meta.topic in self.tables
+        )
+        if len(assigned) < expected:
+            return False
+        for tp in self.consumer.position(assigned):
+            _, high = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            if tp.offset < high and not (tp.offset < 0 and high == 0):
+                return False
+        return True
+
+    def catch_up(self, timeout_s: float = 120) -> int:
+        """Load until caught_up(): after a bounded job, everything it wrote. Returns records read."""
+        deadline = time.monotonic() + timeout_s
+        read = 0
+        while True:
+            got = self.poll_once()
+            read += got
+            if not got and self.caught_up():
+                return read
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"loader not caught up within {timeout_s:g} s ({read} records read)")
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.conn.close()
+
+    def load(self, messages: list[Message]) -> int:
+        """Apply one batch and the offsets after it in one transaction; returns rows changed."""
+        by_table: dict[str, list[Message]] = defaultdict(list)
+        ends: dict[tuple[str, int], tuple[int, int]] = {}
+        for message in messages:
+            if message.error():
+                if message.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error", extra={"error": str(message.error())})
+                continue
+            by_table[self.tables[message.topic()]].append(message)
+            key = (message.topic(), message.partition())
+            ends[key] = (message.offset() + 1, ends.get(key, (0, 0))[1] + 1)
+        started = time.monotonic()
+        changed = 0
+        with self.conn.transaction():
+            rejected: list[tuple] = []
+            for table, batch in by_table.items():
+                changed += self._apply(table, batch, rejected)
+            if rejected:
+                upsert_rows(self.conn, "dead_letters", rejected)
+            for (topic, partition), (offset, count) in ends.items():
+                self.conn.execute(
+                    "INSERT INTO loader_offsets (group_id, topic, partition, next_offset, records) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (group_id, topic, partition) DO UPDATE SET "
+                    "next_offset = excluded.next_offset, records = loader_offsets.records + excluded.records, "
+                    "updated_at = now()",
+                    (self.group_id, topic, partition, offset, count),
+                )
+        # The group's offsets only show the lag to monitoring tools; the database's are the truth.
+        self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), (o, _) in ends.items()], asynchronous=True)
+        BATCH_SECONDS.set(time.monotonic() - started)
+        LAST_LOAD.set_to_current_time()
+        self.loaded += len(messages)
+        return changed
+
+    def _apply(self, table: str, batch: list[Message], rejected: list[tuple]) -> int:
+        LOADED.labels(table).inc(len(batch))
+        if table not in JSON_TABLES:
+            return upsert_csv(self.conn, table, b"\n".join(m.value() for m in batch) + b"\n")
+        rows = []
+        for message in batch:
+            try:
+                rows.append(_row(table, message.value()))
+            except (ValueError, ValidationError) as exc:
+                REJECTED.labels(table).inc()
+                rejected.append(_dead_letter(message, exc))
+        return upsert_rows(self.conn, table, rows) if rows else 0
+
+
+def _row(table: str, value: bytes) -> tuple:
+    document = json.loads(value)
+    if not isinstance(document, dict):
+        raise ValueError("record is not a JSON object")
+    if table == "alarms":
+        document = AlertRecord.model_validate(document).model_dump(mode="json")
+    return tuple(document.get(column) for column in WRITES[table].columns)
+
+
+def _dead_letter(message: Message, exc: Exception) -> tuple:
+    """A record the loader cannot apply, kept with the reason instead of stopping the pipeline."""
+    payload = (message.value() or b"").decode("utf-8", "replace")
+    reason = str(exc).splitlines()[0][:500]
+    digest = hashlib.sha256(f"malformed|{message.topic()}|{payload}".encode()).hexdigest()
+    received = message.timestamp()[1] / 1000 if message.timestamp()[1] > 0 else time.time()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(received)) + "+00"
+    return (digest, "malformed", message.topic(), payload, reason, None, stamp)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m storage.loader", description=__doc__.splitlines()[0])
+    p.add_argument("--bootstrap-servers", required=True, help="Kafka bootstrap servers")
+    p.add_argument("--database-url", required=True, help="PostgreSQL/TimescaleDB URL (migrated)")
+    p.add_argument(
+        "--group-id", default=DEFAULT_GROUP, help=f"consumer group and offset ledger key (default {DEFAULT_GROUP})"
+    )
+    p.add_argument("--batch-size", type=int, default=20_000, help="records per transaction at most (default 20000)")
+    p.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.batch_size <= 0:
+        _parser().error(f"--batch-size must be > 0, got {args.batch_size}")
+    jsonlog.configure(args.log_level)
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        loader = Loader(args.bootstrap_servers, args.database_url, args.group_id, batch_size=args.batch_size)
+    except psycopg.OperationalError as exc:
+        print(f"python -m storage.loader: error: cannot connect to the database: {exc}".strip(), file=sys.stderr)
+        return 2
+    loader.run(stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
