@@ -59,8 +59,9 @@ CHART_TESTS := tests/unit/test_charts_render.py tests/unit/test_charts_config.py
 	tests/integration/test_dashboards.py tests/integration/test_vector.py tests/integration/test_charts_install.py
 
 charts-lint: setup ## helm lint --strict every chart with every environment overlay, promtool the rules
-	@for c in kafka flink-job timescaledb vector grafana api generator; do for e in dev qa prod; do \
+	@for c in kafka flink-job loader timescaledb vector grafana api generator; do for e in dev qa prod; do \
 	  .tools/bin/helm lint --strict --quiet charts/$$c -f environments/$$e/values/$$c.yaml || exit 1; done; done
+	@.tools/bin/helm lint --strict --quiet charts/fleet-operator  # one per cluster, no environment overlay
 	@promtool check rules charts/*/rules/*.rules.yaml
 
 charts-sync: setup ## regenerate the chart copies of contracts (topics, thresholds) and the Grafana dashboards

@@ -8,7 +8,9 @@ import re
 import urllib.parse
 import urllib.request
 
-SOURCE_RECORDS = re.compile(r"^Source__(?P<table>\w+)\[\d+\]\.numRecordsOut$")
+# A Kafka source operator's metric id: "Source__KafkaSource-default_catalog_default_database_src_<family>"
+# (punctuation replaced, possibly an operator index) followed by the metric name.
+SOURCE_RECORDS = re.compile(r"^Source__.*?(?P<table>src_[a-z_]+?)(?:\[\d+\])?\.numRecordsOut$")
 
 
 def _get(url: str, timeout_s: float):

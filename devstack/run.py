@@ -1,12 +1,10 @@
-"""`make run`: the whole platform on this machine, no cluster. Starts, in order: the Kafka-protocol
-broker, PostgreSQL (the server DATABASE_URL names, else a private one; a fresh database per run),
-the migrations, the alerts shipper (alerts topic -> alarm_events, as Vector does in Kubernetes),
-the Flink jobs in a local mini-cluster, the API and the fleet simulator. Prints the URLs and a
-live summary, and stops everything in reverse order on Ctrl-C, SIGTERM or the end of --duration.
-
-The jobs read Kafka only where the pinned Kafka connector jar is available and can be put on
-their classpath; otherwise (as on the build machines) they read the simulator's JSON-lines files.
-The first lines say which mode runs and why. Logs: .local-run/<timestamp>/logs/.
+"""`make run`: the whole platform on this machine, no cluster. Starts, in order: an Apache Kafka
+broker (KRaft), PostgreSQL (the server DATABASE_URL names, else a private one; a fresh database
+per run), the migrations, the loader (the jobs' output topics -> the database), the alert shipper
+(alerts topic -> alarm_events, as Vector does in Kubernetes), the Flink jobs as the chart runs
+them (a JobManager in application mode and a TaskManager), the API and the fleet simulator
+(producing to Kafka). Prints the URLs and a live summary, and stops everything in reverse order
+on Ctrl-C, SIGTERM or the end of --duration. Logs: .local-run/<timestamp>/logs/.
 
     python -m devstack.run --duration 120 --rate 200
 """
@@ -26,11 +24,11 @@ from devstack.services import (
     AlertShipperService,
     ApiService,
     JobsService,
+    LoaderService,
     MigrationsService,
     PostgresService,
     RunDir,
     SimulatorService,
-    source_mode,
 )
 from devstack.summary import Summary
 
@@ -50,9 +48,9 @@ class Service(Protocol):
 class BrokerService:
     name = "broker"
 
-    def __init__(self, partitions: int = 3):
+    def __init__(self, data_dir, partitions: int = 3):
         self.partitions = partitions
-        self.broker = Broker()
+        self.broker = Broker(data_dir)
 
     def start(self) -> None:
         self.broker.start()
@@ -115,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     for action in parser._actions:
         if action.dest == "duration":  # one clock for the whole platform, not just the simulator
             action.help = "stop the whole platform after this many seconds (default: run until Ctrl-C)"
+        if action.dest == "rate":  # fast enough that the first scenarios raise alarms within a minute
+            action.default, action.help = 50.0, "events per second, simulated and paced (default 50)"
     parser.set_defaults(max_speed=False)
     return parser
 
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from generator.cli import install_stop_handlers, make_simulator
     from generator.runner import setup_logging
-    from generator.sinks import JsonlFileSink
+    from generator.sinks import KafkaSink
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -142,23 +142,21 @@ def main(argv: list[str] | None = None) -> int:
     install_stop_handlers(stop)
     started = time.monotonic()
     run = RunDir.create()
-    mode, why = source_mode()
-    say(f"mode: jobs read {mode} ({why})")
     say(f"run directory: {run.root} (logs in {run.logs})")
-    broker = BrokerService(args.partitions)
+    broker = BrokerService(run.broker, args.partitions)
+    bootstrap = lambda: broker.broker.bootstrap  # noqa: E731 - known once the broker runs
     postgres = PostgresService()
-    jobs = JobsService(run, postgres, lambda: broker.broker.bootstrap)
+    jobs = JobsService(run, bootstrap)
     api = ApiService(run, postgres, args.api_port)
-    sink = JsonlFileSink(run.input, max_lines=100_000, max_age_s=1.0)
-    # The simulator starts when the jobs run, its clock with it (see SimulatorService).
     sim = SimulatorService(
-        lambda: make_simulator(args), sink, progress_interval_s=args.progress_interval, after=jobs.submitted
+        lambda: make_simulator(args), lambda: KafkaSink(bootstrap()), progress_interval_s=args.progress_interval
     )
     services = [
         broker,
         postgres,
         MigrationsService(postgres),
-        AlertShipperService(lambda: broker.broker.bootstrap, postgres),
+        LoaderService(run, bootstrap, postgres),
+        AlertShipperService(bootstrap, postgres),
         jobs,
         api,
         sim,
@@ -186,7 +184,7 @@ def watch(args, stop: threading.Event, *, duration, started, jobs, sim, summary)
         if stop.wait(max(timeout, 0)) or (deadline and time.monotonic() >= deadline):
             return 0
         if not jobs.running():
-            say(f"the jobs exited with {jobs.process.returncode}; last log lines:\n{jobs.tail()}")
+            say(f"the Flink cluster stopped; last log lines:\n{jobs.tail()}")
             return 1
         if sim.error is not None:
             say(f"the simulator failed: {sim.error}")

@@ -3,13 +3,7 @@ usable (or, for the jobs, launched), `stop()` releases everything it started."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
-import os
-import re
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -25,6 +19,7 @@ import psycopg
 from devstack.alert_shipper import AlertShipper
 from devstack.ports import free_port, wait_until
 from devstack.postgres import PrivatePostgres, postgres_url
+from devstack.processes import Subprocess
 
 log = logging.getLogger("devstack.services")
 REPO = Path(__file__).resolve().parent.parent
@@ -32,8 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class RunDir:
-    """`.local-run/<timestamp>/`: the simulator's input files, the jobs' checkpoints, one log per
-    subprocess. Kept after the run so the logs can be read."""
+    """`.local-run/<timestamp>/`: the broker's data, the Flink processes' working directories, the
+    jobs' checkpoints, one log per process. Kept after the run so the logs can be read."""
 
     root: Path
 
@@ -41,13 +36,13 @@ class RunDir:
     def create(cls, base: Path = REPO / ".local-run") -> RunDir:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{uuid.uuid4().hex[:4]}"
         run = cls(base / stamp)
-        for path in (run.input, run.checkpoints, run.logs):
+        for path in (run.checkpoints, run.logs):
             path.mkdir(parents=True, exist_ok=True)
         return run
 
     @property
-    def input(self) -> Path:
-        return self.root / "input"
+    def broker(self) -> Path:
+        return self.root / "broker"
 
     @property
     def checkpoints(self) -> Path:
@@ -114,137 +109,95 @@ class MigrationsService:
 # ---------------------------------------------------------------------------- subprocesses
 
 
-class Subprocess:
-    """A child in its own process group with its output in <run>/logs/<name>.log. Stop: SIGTERM
-    to the group, wait, then SIGKILL the group, so grandchildren (Flink's Java) go too."""
+class JobsService:
+    """The stream jobs as the chart runs them (devstack.flink_cluster): `python -m jobs all` in a
+    JobManager in application mode and a TaskManager, on the chart's default job settings. Planning
+    the job takes a while on 2 cores: start() only launches; `submitted()` says when it runs."""
 
-    def __init__(self, name: str, command: list[str], log_path: Path, stop_timeout_s: float = 20.0):
-        self.name = name
-        self.command = command
-        self.log_path = log_path
-        self.stop_timeout_s = stop_timeout_s
-        self.process: subprocess.Popen | None = None
+    name = "jobs"
+
+    def __init__(self, run: RunDir, bootstrap: Callable[[], str], extra: tuple[str, ...] = ()):
+        from devstack.flink_cluster import FlinkCluster, chart_defaults
+
+        self.run = run
+        self.bootstrap = bootstrap  # the broker's address once it runs
+        self.extra = extra
+        self.defaults = chart_defaults()
+        self.cluster = FlinkCluster(
+            run.root / "flink",
+            [],
+            task_slots=self.defaults["task_slots"],
+            jobmanager_memory=self.defaults["jobmanager_memory"],
+            taskmanager_memory=self.defaults["taskmanager_memory"],
+            log_dir=run.logs,
+        )
+        self.rest_url = self.cluster.rest_url
+        self.started_at = 0.0
+
+    def job_args(self) -> list[str]:
+        """The chart's job arguments (charts/flink-job/templates/jobmanager.yaml) with its defaults."""
+        args = [
+            "--bootstrap-servers",
+            self.bootstrap(),
+            "--group-id",
+            "fleet-monitor-jobs",
+            "--checkpoint-dir",
+            str(self.run.checkpoints),
+            "--checkpoint-interval",
+            self.defaults["checkpoint_interval"],
+            "--parallelism",
+            str(self.defaults["parallelism"]),
+        ]
+        if self.defaults["alarm_out_of_orderness"]:
+            args += ["--alarm-out-of-orderness", self.defaults["alarm_out_of_orderness"]]
+        return [*args, *self.extra]
 
     def start(self) -> None:
-        with open(self.log_path, "ab") as out:
-            self.process = subprocess.Popen(
-                self.command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        log.info("process started", extra={"service": self.name, "pid": self.process.pid, "log": str(self.log_path)})
+        self.cluster.job_args = self.job_args()
+        self.started_at = time.monotonic()
+        self.cluster.start()
 
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.cluster.running()
+
+    def submitted(self) -> bool:
+        return self.cluster.submitted()
+
+    def wait_submitted(self, timeout_s: float = 300) -> float:
+        """Seconds until the job runs; raises with the logs' tails if the cluster stops or times out."""
+        self.cluster.wait_submitted(timeout_s)
+        return time.monotonic() - self.started_at
+
+    def tail(self) -> str:
+        return self.cluster.tail()
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        group = self.process.pid  # start_new_session: the group id is the child's pid
-        if self.process.poll() is None:
-            _signal_group(group, signal.SIGTERM)
-            try:
-                self.process.wait(self.stop_timeout_s)
-            except subprocess.TimeoutExpired:
-                log.warning("did not stop in time; killing", extra={"service": self.name, "pid": group})
-        _signal_group(group, signal.SIGKILL)  # whatever the child left behind in its group
-        self.process.wait()
-        # Grandchildren are reaped by init a moment after the kill: return once they are gone.
-        with contextlib.suppress(TimeoutError):
-            wait_until(lambda: not _group_alive(group), 10, f"{self.name} process group exit")
-        log.info("process ended", extra={"service": self.name, "returncode": self.process.returncode})
-
-    def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        self.cluster.stop()
 
 
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-        return True
-    except ProcessLookupError:
-        return False
+class LoaderService(Subprocess):
+    """`python -m storage.loader`: the jobs' committed output from Kafka into the database
+    (charts/loader in Kubernetes)."""
 
-
-def _signal_group(group: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, sig)
-
-
-LOW_LATENCY = (
-    ("--alarm-out-of-orderness", "0.5"),
-    ("--monitor-interval", "0.25"),
-    ("--checkpoint-interval", "1"),
-    ("--load-interval", "0.25"),
-)
-"""Locally the alarms wait 0.5 s for disorder (the simulator's stream is in order but for its 2 %
-of jittered events), not the watermark's 5 s, and input is scanned and output loaded every
-0.25 s. Alarm p99 in the API (make bench-e2e, warm): 2.6 s at 5k events/s, against 4.6 s with a
-1 s bound and 1 s intervals. Checkpoints stay at 1 s: at 0.5 s the jobs read 17.4k events/s of
-20k, at 1 s 20.4k."""
-
-
-class JobsService(Subprocess):
-    """`python -m jobs all --follow` on the simulator's files. Planning the job takes 40-60 s on
-    2 cores: start() only launches it; `submitted()` says when the job runs."""
-
-    def __init__(self, run: RunDir, postgres: PostgresService, alerts_bootstrap, extra: tuple[str, ...] = ()):
-        super().__init__("jobs", [], run.logs / "jobs.log", stop_timeout_s=30.0)
-        self.run = run
+    def __init__(self, run: RunDir, bootstrap: Callable[[], str], postgres: PostgresService):
+        super().__init__("loader", [], run.logs / "loader.log")
+        self.bootstrap = bootstrap
         self.postgres = postgres
-        self.alerts_bootstrap = alerts_bootstrap  # callable: the broker's address once it runs
-        self.extra = extra
-        self.started_at = 0.0
-        self.rest_port = free_port()
-        self.rest_url = f"http://127.0.0.1:{self.rest_port}"
+        self.metrics_port = free_port()
 
     def start(self) -> None:
         self.command = [
             sys.executable,
             "-m",
-            "jobs",
-            "all",
-            "--input-dir",
-            str(self.run.input),
-            "--follow",
+            "storage.loader",
+            "--bootstrap-servers",
+            self.bootstrap(),
             "--database-url",
             self.postgres.url,
-            "--alerts-bootstrap-servers",
-            self.alerts_bootstrap(),
-            "--checkpoint-dir",
-            str(self.run.checkpoints),
-            *(word for option in LOW_LATENCY for word in option),
-            "--rest-port",
-            str(self.rest_port),
-            *self.extra,
+            "--metrics-port",
+            str(self.metrics_port),
         ]
-        self.started_at = time.monotonic()
         super().start()
-
-    def stop(self) -> None:
-        if self.process is not None and not self.submitted():
-            self.stop_timeout_s = 0.1  # still planning: no state to save, planning ignores SIGTERM
-        super().stop()
-
-    def wait_submitted(self, timeout_s: float = 300) -> float:
-        """Seconds until the job runs; raises with the log's tail if the jobs exit or time out."""
-
-        def ready() -> bool:
-            if not self.running():
-                raise RuntimeError(f"jobs exited with {self.process.returncode}:\n{self.tail()}")
-            return self.submitted()
-
-        wait_until(ready, timeout_s, "Flink jobs", interval_s=1)
-        return time.monotonic() - self.started_at
-
-    def submitted(self) -> bool:
-        """The job is planned and running (its driver logged 'job submitted')."""
-        try:
-            with open(self.log_path, "rb") as handle:
-                return b'"msg": "job submitted"' in handle.read()
-        except OSError:
-            return False
 
 
 class ApiService(Subprocess):
@@ -299,48 +252,34 @@ class AlertShipperService:
 
 
 class SimulatorService:
-    """The fleet simulator in a thread, writing JSON-lines files the jobs read (file mode).
-
-    With `after`, generation waits until it returns true (the jobs run): files written while Flink
-    plans would be found all at once and read in no particular order, which made ~80 % of them
-    late dead letters. `source` may then be a factory, called when generation starts, so that the
-    simulated clock starts then too."""
+    """The fleet simulator in a thread, producing to the broker's telemetry topics from the
+    start: the jobs read what it produced while Flink planned from their group's offsets.
+    `make_source` and `make_sink` are called at start (the sink needs the broker running)."""
 
     name = "simulator"
 
-    def __init__(
-        self,
-        source,
-        sink,
-        paced: bool = True,
-        progress_interval_s: float = 5.0,
-        after: Callable[[], bool] | None = None,
-    ):
+    def __init__(self, make_source, make_sink, paced: bool = True, progress_interval_s: float = 5.0):
         from generator.runner import RunStats
 
-        self.source = source
-        self.sink = sink
+        self.make_source = make_source
+        self.make_sink = make_sink
+        self.source = self.sink = None
         self.paced = paced
         self.progress_interval_s = progress_interval_s
-        self.after = after
         self.stats = RunStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
     def start(self) -> None:
+        self.source, self.sink = self.make_source(), self.make_sink()
         self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         from generator.runner import run
 
-        while self.after is not None and not self.after():
-            if self._stop.wait(0.25):
-                return
         try:
-            if callable(self.source):
-                self.source = self.source()
             run(
                 self.source,
                 self.sink,
@@ -360,34 +299,3 @@ class SimulatorService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-
-
-# ---------------------------------------------------------------------------- Kafka or files
-
-
-def pinned_connector() -> tuple[str, str]:
-    """(version, sha256) of the Kafka SQL connector jar the job image pins (jobs/Dockerfile)."""
-    text = (REPO / "jobs" / "Dockerfile").read_text()
-    version = re.search(r"ARG KAFKA_CONNECTOR_VERSION=(\S*)", text)
-    sha = re.search(r'ARG KAFKA_CONNECTOR_SHA256="?([0-9a-fA-F]*)"?', text)
-    return (version.group(1) if version else ""), (sha.group(1).lower() if sha else "")
-
-
-def source_mode() -> tuple[str, str]:
-    """("kafka" | "files", why). Kafka needs the pinned connector jar AND a way to put it on the
-    jobs' classpath; the jobs CLI has no option for extra jars yet, so a found jar is reported
-    but the jobs still read the simulator's files."""
-    version, sha = pinned_connector()
-    candidates = [Path(p) for p in [os.environ.get("FLINK_KAFKA_CONNECTOR_JAR", "")] if p]
-    candidates.append(REPO / ".tools" / "flink" / f"flink-sql-connector-kafka-{version}.jar")
-    for jar in candidates:
-        if not jar.is_file():
-            continue
-        digest = hashlib.sha256(jar.read_bytes()).hexdigest()
-        if not sha or digest != sha:
-            return "files", f"{jar} does not match the sha256 pinned in jobs/Dockerfile ({sha or 'no pin'})"
-        return "files", f"Kafka connector jar {jar} verified, but the jobs CLI cannot add jars to its classpath"
-    return "files", (
-        f"no Kafka connector jar (flink-sql-connector-kafka-{version}; set FLINK_KAFKA_CONNECTOR_JAR "
-        "or run scripts/setup.d/flink-kafka-connector.sh)"
-    )

@@ -7,15 +7,16 @@ from dataclasses import dataclass
 
 import psycopg
 
+from contracts.topics import STORE_TOPICS
 from devstack.flink_rest import events_read
 
-# Readings from the loader's ledger (one row per loaded file), not count(*) over a table that
-# grows by millions of rows an hour.
+# Readings and loaded records from the loader's ledger (one row per topic partition), not
+# count(*) over a table that grows by millions of rows an hour.
 QUERY = """
-SELECT (SELECT COALESCE(sum(rows), 0)::bigint FROM job_output_files WHERE target = 'readings'),
+SELECT (SELECT COALESCE(sum(records), 0)::bigint FROM loader_offsets WHERE topic = %(readings)s),
        (SELECT count(*) FROM alarms WHERE status <> 'cleared'),
        (SELECT count(*) FROM dead_letters),
-       (SELECT count(*) FROM job_output_files),
+       (SELECT COALESCE(sum(records), 0)::bigint FROM loader_offsets),
        (SELECT extract(epoch FROM now() - max(last_seen))::float FROM source_state)
 """
 
@@ -27,7 +28,7 @@ class Snapshot:
     readings: int
     open_alarms: int
     dead_letters: int
-    loaded_files: int
+    loaded: int
     lag_s: float | None
     events_read: int | None
 
@@ -44,9 +45,11 @@ class Summary:
 
     def snapshot(self) -> Snapshot:
         with psycopg.connect(self.database_url, connect_timeout=5) as conn:
-            readings, open_alarms, dead, files, lag = conn.execute(QUERY).fetchone()
+            readings, open_alarms, dead, loaded, lag = conn.execute(
+                QUERY, {"readings": STORE_TOPICS["readings"]}
+            ).fetchone()
         read = events_read(self.jobs_rest_url) if self.jobs_rest_url else None
-        return Snapshot(time.monotonic(), self.stats.sent, readings, open_alarms, dead, files, lag, read)
+        return Snapshot(time.monotonic(), self.stats.sent, readings, open_alarms, dead, loaded, lag, read)
 
     def line(self, jobs_state: str) -> tuple[str, dict]:
         now = self.snapshot()
@@ -71,7 +74,7 @@ class Summary:
             "readings": now.readings,
             "open_alarms": now.open_alarms,
             "dead_letters": now.dead_letters,
-            "loaded_files": now.loaded_files,
+            "records_loaded": now.loaded,
             "lag_s": now.lag_s,
             "jobs": jobs_state,
         }

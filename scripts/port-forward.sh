@@ -25,10 +25,11 @@ name="$(sed -n 's/^  name: *//p' "$resource" | head -1)"
 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
-forward() { # release, local port, label
+forward() { # release, local port, label[, service name suffix]
   local service port
   service="$(kubectl "${context[@]}" get svc -n "$namespace" -l "app.kubernetes.io/instance=$1" \
-    -o jsonpath='{range .items[*]}{.metadata.name} {.spec.ports[0].port}{"\n"}{end}' | grep -v headless | head -1)" || true
+    -o jsonpath='{range .items[*]}{.metadata.name} {.spec.ports[0].port}{"\n"}{end}' | grep -v headless \
+    | grep -e "${4:-} " | head -1)" || true
   [ -n "$service" ] || { echo "  $3: no service for release $1 (disabled or not deployed)"; return; }
   port="${service##* }"; service="${service%% *}"
   kubectl "${context[@]}" port-forward -n "$namespace" "svc/$service" "$2:$port" >/dev/null 2>&1 &
@@ -40,7 +41,8 @@ forward "$name-grafana" "${GRAFANA_PORT:-3000}" "Grafana"
 forward "$name-api" "${API_PORT:-8000}" "API    "
 flink="${FLINK_PORT:-8081}"
 for job in aggregates alarms inactivity kpis; do
-  forward "$name-job-$job" "$flink" "Flink UI ($job)"; flink=$((flink + 1))
+  # the REST/UI Service (the -jobmanager one serves RPC first)
+  forward "$name-job-$job" "$flink" "Flink UI ($job)" "-rest"; flink=$((flink + 1))
 done
 echo "Grafana credentials: user and password in Secret $name-grafana-admin: kubectl get secret $name-grafana-admin -n $namespace -o jsonpath='{.data.admin-password}' | base64 -d"
 echo "Ctrl-C stops the forwards."

@@ -26,10 +26,10 @@ from contracts.topics import ALL_TOPICS
 # Dependency order: each stage waits for the previous one to be ready; deletion runs backwards.
 STAGES: tuple[tuple[str, ...], ...] = (
     ("timescaledb", "kafka"),
-    ("vector", "job-aggregates", "job-alarms", "job-inactivity", "job-kpis"),
+    ("vector", "loader", "job-aggregates", "job-alarms", "job-inactivity", "job-kpis"),
     ("api", "grafana", "generator"),
 )
-COMPONENTS: tuple[str, ...] = ("kafka", "timescaledb", "vector", "api", "grafana", "generator")
+COMPONENTS: tuple[str, ...] = ("kafka", "timescaledb", "vector", "loader", "api", "grafana", "generator")
 JOBS: tuple[str, ...] = ("aggregates", "alarms", "inactivity", "kpis")
 FLINK_CHART = "flink-job"
 
@@ -151,9 +151,10 @@ def _wiring(name: str, component: str, spec: dict) -> dict:
             values["topicOverrides"] = declared["overrides"]
     elif component == "timescaledb" and spec.get("retention"):
         values["retention"] = spec["retention"]
-    if component.startswith("job-") or component in ("vector", "generator"):
+    if component.startswith("job-") or component in ("vector", "loader", "generator"):
         values["kafka"] = {"bootstrapServers": f"{name}-kafka:9092"}
-    if component.startswith("job-") or component in ("vector", "api", "grafana"):
+    # The jobs read and write Kafka only; the loader moves their output into the database.
+    if component in ("vector", "loader", "api", "grafana"):
         values["database"] = {"existingSecret": f"{name}-timescaledb"}
     return values
 

@@ -1,6 +1,7 @@
-"""End-to-end benchmark on the services `make run` starts: the simulator writes files at the target
-rate (paced, so simulated time is wall time), the Flink jobs process them into PostgreSQL, the
-alert shipper and the API serve the alarms. The first `--warmup` seconds (JIT compilation, the
+"""End-to-end benchmark on the services `make run` starts: the simulator produces to Kafka at the
+target rate (paced, so simulated time is wall time), the Flink jobs (JobManager and TaskManager
+processes on the chart's default job settings) process it into Kafka, the loader into
+PostgreSQL, the alert shipper and the API serve the alarms. The first `--warmup` seconds (JIT compilation, the
 first checkpoints) are not measured; the next `--seconds` are the measurement window.
 
 Figures over the window: events/s generated and read by the jobs (their sources' record counts,
@@ -37,6 +38,7 @@ from devstack.services import (
     AlertShipperService,
     ApiService,
     JobsService,
+    LoaderService,
     MigrationsService,
     PostgresService,
     RunDir,
@@ -44,12 +46,12 @@ from devstack.services import (
 )
 from generator.cli import build_parser, config_from_args
 from generator.simulator import Simulator
-from generator.sinks import JsonlFileSink
+from generator.sinks import KafkaSink
 from jobs.tables import short
 from tests.bench import utc_stamp
 
 RESULTS = Path(__file__).parent / "results"
-TARGET_RATE, TARGET_P99_S = 20_000, 3.0
+TARGET_RATE, TARGET_P99_S = 20_000, 2.0
 SAMPLE_S = 2.0
 SUSTAINED_SHARE = 0.98
 CAUGHT_UP_S = 5.0
@@ -151,14 +153,15 @@ def verdict(figures: dict) -> tuple[bool, bool]:
 
 
 def _measure(work: RunDir, rate: float, warmup: float, seconds: float) -> dict:
-    broker, postgres = BrokerService(), PostgresService()
+    broker, postgres = BrokerService(work.broker), PostgresService()
 
     def bootstrap() -> str:
         return broker.broker.bootstrap
 
-    jobs, api = JobsService(work, postgres, bootstrap), ApiService(work, postgres)
+    jobs, api = JobsService(work, bootstrap), ApiService(work, postgres)
     started = time.monotonic()
-    services = [broker, postgres, MigrationsService(postgres), AlertShipperService(bootstrap, postgres), jobs, api]
+    services = [broker, postgres, MigrationsService(postgres), LoaderService(work, bootstrap, postgres)]
+    services += [AlertShipperService(bootstrap, postgres), jobs, api]
     with LocalPlatform(services):
         jobs.wait_submitted()
         startup_s = time.monotonic() - started
@@ -170,7 +173,7 @@ def _measure(work: RunDir, rate: float, warmup: float, seconds: float) -> dict:
         stop = threading.Event()
         watcher = threading.Thread(target=_watch_alarms, args=(api.url, seen, stop), daemon=True)
         watcher.start()
-        sim = SimulatorService(Simulator(_config(rate, warmup + seconds)), JsonlFileSink(work.input, max_age_s=0.5))
+        sim = SimulatorService(lambda: Simulator(_config(rate, warmup + seconds)), lambda: KafkaSink(bootstrap()))
         generation_started, wall_started = time.monotonic(), time.time()
         sim.start()
         samples = []

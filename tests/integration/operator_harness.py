@@ -24,7 +24,7 @@ CRD_PATH = ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml"
 HELM = ROOT / ".tools/bin/helm"
 API_VERSION = "fleet-monitor.io/v1alpha1"
 GROUP, PLURAL = "fleet-monitor.io", "fleetmonitors"
-CHARTS = ("kafka", "timescaledb", "vector", "api", "grafana", "generator", "flink-job")
+CHARTS = ("kafka", "timescaledb", "vector", "loader", "api", "grafana", "generator", "flink-job")
 NAMESPACE = "fleet"
 
 DEPLOYMENT = """\

@@ -32,6 +32,7 @@ GENERATED = {
 WORKLOAD = {
     "kafka": ("apps/v1", "statefulsets", "fleet-monitor-kafka"),
     "flink-job": ("apps/v1", "deployments", "fleet-monitor-flink-job-taskmanager"),
+    "loader": ("apps/v1", "deployments", "fleet-monitor-loader"),
     "timescaledb": ("apps/v1", "statefulsets", "fleet-monitor-timescaledb"),
     "vector": ("apps/v1", "statefulsets", "fleet-monitor-vector"),
     "grafana": ("apps/v1", "deployments", "fleet-monitor-grafana"),

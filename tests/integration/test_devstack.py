@@ -4,7 +4,6 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from devstack.broker import CONSUMER_DEFAULTS
 
 pytestmark = pytest.mark.integration
 
@@ -23,9 +22,7 @@ def test_broker_round_trips_keyed_messages(broker, kafka_topics):
         producer.produce(topic, key=f"k{i % 5}", value=f"v{i}")
     assert producer.flush(10) == 0
 
-    consumer = Consumer(
-        {"bootstrap.servers": broker.bootstrap, "group.id": topic, "auto.offset.reset": "earliest", **CONSUMER_DEFAULTS}
-    )
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic, "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     seen = {}
     try:

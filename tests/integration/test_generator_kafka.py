@@ -1,4 +1,4 @@
-"""The simulator against the real Kafka-protocol broker (Tansu): exact events, keys and
+"""The simulator against a real Apache Kafka broker: exact events, keys and
 partitions for a seed, and `python -m devstack.run` stopping cleanly on SIGTERM."""
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from confluent_kafka import Consumer, TopicPartition
 from contracts import ContractError, parse_event
 from contracts.topics import ALL_TOPICS, EVENT_TOPICS
 from devstack import Broker
-from devstack.broker import CONSUMER_DEFAULTS
 from generator import SimConfig, Simulator
 from generator.runner import run
 from generator.sinks import KafkaSink
@@ -64,9 +63,7 @@ def own_broker():
 
 
 def consume_all(bootstrap: str, expected: int, timeout_s: float = 30) -> list:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "generator-test", "enable.auto.commit": False, **CONSUMER_DEFAULTS}
-    )
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "generator-test", "enable.auto.commit": False})
     consumer.assign([TopicPartition(t, p, 0) for t in EVENT_TOPICS.values() for p in range(PARTITIONS)])
     messages, deadline = [], time.monotonic() + timeout_s
     try:
@@ -118,12 +115,13 @@ def test_devstack_run_streams_into_the_broker_and_stops_cleanly_on_sigterm():
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
     )
-    lines, broker_pid = [], None
+    lines, pids = [], {}
     try:
         for line in process.stderr:
             lines.append(line)
             if '"pid"' in line:
-                broker_pid = json.loads(line)["pid"]
+                record = json.loads(line)
+                pids[record.get("service", "broker")] = record["pid"]
             if '"msg": "progress"' in line:
                 break
         process.send_signal(signal.SIGTERM)
@@ -136,6 +134,8 @@ def test_devstack_run_streams_into_the_broker_and_stops_cleanly_on_sigterm():
     summary = next(json.loads(line) for line in output.splitlines() if '"msg": "summary"' in line)
     assert summary["sent"] > 0 and summary["errors"] == 0 and summary["stopped_early"] is True
     assert "fleet.tire-readings" in summary["per_topic"]
-    assert broker_pid is not None
-    with pytest.raises(ProcessLookupError):
-        os.kill(broker_pid, 0)  # the broker went with it
+    assert "broker" in pids
+    for service, pid in pids.items():  # the broker and every child process went with it
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+            pytest.fail(f"{service} (pid {pid}) outlived make run")

@@ -37,6 +37,8 @@ def test_config_wires_alerts_topic_to_alarm_events(environment: str) -> None:
     source = config["sources"]["alerts"]
     assert source["type"] == "kafka" and source["topics"] == [ALERTS_TOPIC]
     assert source["decoding"] == {"codec": "json"}
+    # The jobs write alarm records in Kafka transactions: only committed ones may be shipped.
+    assert source["librdkafka_options"]["isolation.level"] == "read_committed"
     sink = config["sinks"]["alarm_events"]
     assert sink["type"] == "postgres" and sink["inputs"] == ["alerts"] and sink["table"] == "alarm_events"
     assert sink["acknowledgements"] == {"enabled": True}

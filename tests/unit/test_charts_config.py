@@ -16,11 +16,13 @@ from contracts.records import AlertType
 from contracts.thresholds import Thresholds
 from contracts.topics import ALL_TOPICS
 from jobs.cli import parser as jobs_parser
+from jobs.tables import TRANSACTION_TIMEOUT_MS
 from tests.unit.test_charts_render import CHARTS, ENVIRONMENTS, ROOT, find, pod_spec, render
 
 MAIN_WORKLOAD = {  # (kind, name suffix) the operator's replicaCount/resources/persistence keys drive
     "kafka": ("StatefulSet", ""),
     "flink-job": ("Deployment", "-taskmanager"),
+    "loader": ("Deployment", ""),
     "timescaledb": ("StatefulSet", ""),
     "vector": ("StatefulSet", ""),
     "grafana": ("Deployment", ""),
@@ -78,6 +80,14 @@ def test_kafka_topics_job_creates_every_contract_topic(environment: str) -> None
     properties = find(docs, "ConfigMap", "fleet-monitor-kafka")[0]["data"]["server.properties"]
     voters = next(line for line in properties.splitlines() if line.startswith("controller.quorum.voters="))
     assert voters.count("@") == replicas
+    settings = dict(line.split("=", 1) for line in properties.splitlines() if "=" in line and not line.startswith("#"))
+    # The jobs' exactly-once sinks: the transaction coordinator's log as replicated as the topics,
+    # and the broker's cap above what their producers ask for.
+    factor, min_isr = (3, 2) if environment in ("qa", "prod") else (1, 1)
+    assert int(settings["transaction.state.log.replication.factor"]) == factor
+    assert int(settings["transaction.state.log.min.isr"]) == min_isr
+    assert int(settings["min.insync.replicas"]) == min_isr
+    assert int(settings["transaction.max.timeout.ms"]) >= TRANSACTION_TIMEOUT_MS
     if environment == "prod":
         assert "min.insync.replicas=2" in properties
         assert (
@@ -131,6 +141,8 @@ SIZING = {
     ("vector", "prod"): (3, None, 2, None),
     ("grafana", "dev"): (1, None, None, "5Gi"),
     ("grafana", "prod"): (1, 2, 4, "50Gi"),
+    ("loader", "dev"): (1, None, 0.5, None),
+    ("loader", "prod"): (1, 1, 2, None),
 }
 
 
@@ -172,37 +184,86 @@ def test_flink_job_runs_the_named_job_with_the_agreed_flags(job: str) -> None:
     docs = render("flink-job", "prod", f"job.name={job}")
     jobmanager = pod_spec(find(docs, "Deployment", "fleet-monitor-flink-job-jobmanager")[0])["containers"][0]
     args = jobmanager["args"]
-    program = args[args.index("-pym") + 1 :]
+    program = args[args.index("--pyModule") + 1 :]
     assert program[:2] == ["jobs", job]
     flags = dict(zip(program[2::2], program[3::2], strict=True))
     assert flags == {
         "--bootstrap-servers": "fleet-monitor-kafka:9092",
-        "--database-url": "$(DATABASE_URL)",
+        "--group-id": "fleet-monitor-flink-job",
         "--thresholds": "/etc/fleet-monitor/thresholds.yaml",
-        "--checkpoint-dir": "file:///flink-data/checkpoints",
+        "--checkpoint-dir": "s3://fleet-monitor-prod/flink/fleet-monitor-flink-job/checkpoints",
         "--checkpoint-interval": "60s",
         "--parallelism": "6",
     }
     parsed = jobs_parser().parse_args(program[1:])
-    assert (parsed.job, parsed.checkpoint_interval, str(parsed.checkpoint_dir)) == (
+    assert (parsed.job, parsed.checkpoint_interval, parsed.checkpoint_dir) == (
         job,
         60.0,
-        "/flink-data/checkpoints",
+        "s3://fleet-monitor-prod/flink/fleet-monitor-flink-job/checkpoints",
     )
     env = {e["name"]: e for e in jobmanager["env"]}
-    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": "fleet-monitor-timescaledb",
-        "key": "database-url",
-    }
+    assert "DATABASE_URL" not in env, "the jobs write Kafka only; the loader has the database"
+    # Flink's entrypoint writes jobmanager.rpc.address from this (else the pod's own hostname).
+    assert env["JOB_MANAGER_RPC_ADDRESS"]["value"] == "fleet-monitor-flink-job-jobmanager"
     mounts = {m["mountPath"] for m in jobmanager["volumeMounts"]}
-    assert {"/etc/fleet-monitor/thresholds.yaml", "/flink-data", "/opt/flink/conf"} <= mounts
+    assert {"/etc/fleet-monitor/thresholds.yaml", "/opt/flink/conf"} <= mounts
+    assert "/flink-data" not in mounts and not find(docs, "PersistentVolumeClaim")
+
+
+def test_flink_jobs_of_one_environment_get_their_own_group_and_storage() -> None:
+    """Two jobs sharing a group id would start from each other's offsets and fence each other's
+    Kafka transactions; sharing a checkpoint prefix would mix their savepoints and HA metadata."""
+    seen = set()
+    for job in ("aggregates", "alarms"):
+        docs = render("flink-job", "prod", f"fullnameOverride=fm-job-{job}")
+        args = pod_spec(find(docs, "Deployment", f"fm-job-{job}-jobmanager")[0])["containers"][0]["args"]
+        parsed = jobs_parser().parse_args(args[args.index("--pyModule") + 2 :])
+        config = yaml.safe_load(find(docs, "ConfigMap", f"fm-job-{job}")[0]["data"]["config.yaml"])
+        seen.add((parsed.group_id, parsed.checkpoint_dir, config["high-availability.storageDir"]))
+        assert parsed.group_id == f"fm-job-{job}"
+        assert config["high-availability.storageDir"] == f"s3://fleet-monitor-prod/flink/fm-job-{job}/ha"
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize("environment", [None, "dev"])
+def test_flink_checkpoints_without_object_storage_keep_the_release_on_one_node(environment: str | None) -> None:
+    """No checkpoints.uri: a ReadWriteOnce volume every pod mounts, so every pod goes to its node;
+    no volume either is refused (each pod would checkpoint to its own disk)."""
+    docs = render("flink-job", environment)
+    claim = find(docs, "PersistentVolumeClaim", "fleet-monitor-flink-job-data")[0]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    for component in ("jobmanager", "taskmanager"):
+        spec = pod_spec(find(docs, "Deployment", f"fleet-monitor-flink-job-{component}")[0])
+        term = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+        assert term["topologyKey"] == "kubernetes.io/hostname"
+        assert term["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "fleet-monitor-flink-job"
+        assert "/flink-data" in {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    with pytest.raises(AssertionError, match=r"checkpoints\.uri"):
+        render("flink-job", environment, "persistence.enabled=false")
+
+
+def test_flink_s3_credentials_reach_flinks_configuration() -> None:
+    docs = render("flink-job", "prod", "checkpoints.s3.existingSecret=flink-s3")
+    for component in ("jobmanager", "taskmanager"):
+        env = {
+            e["name"]: e
+            for e in pod_spec(find(docs, "Deployment", f"fleet-monitor-flink-job-{component}")[0])["containers"][0][
+                "env"
+            ]
+        }
+        assert env["S3_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "flink-s3", "key": "access-key-id"}
+        # the official entrypoint envsubst's FLINK_PROPERTIES into the conf: the key never is in the spec
+        assert "s3.access-key: ${S3_ACCESS_KEY_ID}" in env["FLINK_PROPERTIES"]["value"]
+    default = render("flink-job", "prod")
+    env = pod_spec(find(default, "Deployment", "fleet-monitor-flink-job-jobmanager")[0])["containers"][0]["env"]
+    assert "FLINK_PROPERTIES" not in {e["name"] for e in env}
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("0.5", 0.5), ("0", 0.0)])
 def test_flink_job_passes_the_alarm_bound_when_set(value: str, seconds: float) -> None:
     docs = render("flink-job", "prod", "job.name=alarms", f"job.alarmOutOfOrderness={value}")
     args = pod_spec(find(docs, "Deployment", "fleet-monitor-flink-job-jobmanager")[0])["containers"][0]["args"]
-    program = args[args.index("-pym") + 1 :]
+    program = args[args.index("--pyModule") + 1 :]
     assert program[program.index("--alarm-out-of-orderness") + 1] == value
     assert jobs_parser().parse_args(program[1:]).alarm_out_of_orderness == seconds
 
@@ -225,6 +286,17 @@ def test_flink_config_matches_the_containers(environment: str) -> None:
     assert (config.get("high-availability.type") == "kubernetes") is ha
     assert bool(find(docs, "Role")) is ha
     assert find(docs, "Service", "fleet-monitor-flink-job-rest")[0]["spec"]["ports"][0]["port"] == 8081
+    # TaskManagers exchange records on a fixed port the NetworkPolicy admits (Flink's default is random).
+    policy = find(docs, "NetworkPolicy", "fleet-monitor-flink-job")[0]
+    admitted = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    for key in (
+        "taskmanager.data.port",
+        "taskmanager.rpc.port",
+        "jobmanager.rpc.port",
+        "blob.server.port",
+        "rest.port",
+    ):
+        assert config[key] in admitted, key
 
 
 def test_database_secret_carries_every_key_clients_read() -> None:
@@ -239,13 +311,15 @@ def test_database_secret_carries_every_key_clients_read() -> None:
     command = pod_spec(job)["containers"][0]["command"]
     assert command[:6] == ["python", "-m", "storage.migrate", "up", "--database-url", "$(DATABASE_URL)"]
     assert "readings=30 days" in command
-    for chart in ("api", "vector", "grafana", "flink-job"):
+    for chart in ("api", "vector", "grafana", "loader"):
         for workload in find(render(chart, "prod"), "Deployment") + find(render(chart, "prod"), "StatefulSet"):
             for container in pod_spec(workload)["containers"]:
                 for env in container.get("env", []):
                     ref = env.get("valueFrom", {}).get("secretKeyRef")
                     if ref and ref["name"] == "fleet-monitor-timescaledb":
                         assert ref["key"] in secret, f"{chart} reads {ref['key']} the Secret lacks"
+    flink = yaml.safe_dump(render("flink-job", "prod"))
+    assert "fleet-monitor-timescaledb" not in flink, "the Flink jobs need no database credentials"
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -275,3 +349,20 @@ def test_generator_arguments_parse_with_the_generator_cli() -> None:
         200,
         9100,
     )
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_loader_reaches_kafka_and_the_database_only(environment: str) -> None:
+    docs = render("loader", environment)
+    policy = find(docs, "NetworkPolicy", "fleet-monitor-loader")[0]["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    egress = {rule["ports"][0]["port"]: rule.get("to") for rule in policy["egress"]}
+    assert set(egress) == {53, 9092, 5432}
+    kafka = find(render("kafka", environment), "StatefulSet")[0]["spec"]["template"]["metadata"]["labels"]
+    database = find(render("timescaledb", environment), "StatefulSet")[0]["spec"]["template"]["metadata"]["labels"]
+    for port, labels in ((9092, kafka), (5432, database)):
+        assert any(peer["podSelector"]["matchLabels"].items() <= labels.items() for peer in egress[port])
+    deployment = find(docs, "Deployment", "fleet-monitor-loader")[0]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == "9100"
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}

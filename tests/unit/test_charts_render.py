@@ -1,6 +1,7 @@
 """Every chart through the real helm binary: `helm lint --strict`, `helm template` with every
 environment's overlay validated by kubernetes-validate --strict, and our own policies (images,
-limits, probes, non-root, read-only root filesystem, labels, PDBs, NetworkPolicies).
+limits, probes, non-root, read-only root filesystem, labels, PDBs, NetworkPolicies); and the jobs
+image's commands: what the Flink pods and the loader run is what jobs/Dockerfile supports.
 
 Also the rendering helpers the other chart tests import (`render`, `helm`, `CHARTS`, `ENVIRONMENTS`).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 HELM = ROOT / ".tools" / "bin" / "helm"
-CHARTS = ("kafka", "flink-job", "timescaledb", "vector", "grafana", "api", "generator")
+CHARTS = ("kafka", "flink-job", "loader", "timescaledb", "vector", "grafana", "api", "generator")
 ENVIRONMENTS = ("dev", "qa", "prod")
 KUBERNETES_VERSIONS = ("1.29", "1.37")  # oldest we support and newest kubernetes-validate knows
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
@@ -191,3 +193,154 @@ def test_chart_follows_conventions(chart: str) -> None:
         assert (directory / required).is_file(), f"{chart}: {required} missing"
     meta = yaml.safe_load((directory / "Chart.yaml").read_text())
     assert meta["apiVersion"] == "v2" and meta["name"] == chart and meta["version"] and meta["appVersion"]
+
+
+# --- the jobs image (jobs/Dockerfile) and what the charts run in it ------------------------------
+
+DOCKERFILE = ROOT / "jobs" / "Dockerfile"
+# The first words Flink's /docker-entrypoint.sh dispatches on; anything else it execs as given.
+FLINK_ENTRYPOINT_COMMANDS = ("jobmanager", "standalone-job", "taskmanager", "history-server")
+# StandaloneApplicationClusterConfigurationParserFactory's options: (short, long) -> takes a value.
+STANDALONE_JOB_OPTIONS = {
+    ("c", "configDir"): True,
+    ("jarfile", "jar-file"): True,
+    ("r", "webui-port"): True,
+    ("j", "job-classname"): True,
+    ("jid", "job-id"): True,
+    ("h", "host"): True,
+    ("s", "fromSavepoint"): True,
+    ("n", "allowNonRestoredState"): False,
+}
+PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
+
+
+def dockerfile_args() -> dict[str, str]:
+    """ARG defaults of jobs/Dockerfile (the last definition of each name wins, like a build stage's)."""
+    return dict(re.findall(r'^ARG ([A-Z0-9_]+)="?([^"\n]*)"?$', DOCKERFILE.read_text(), re.MULTILINE))
+
+
+def dockerfile_final_stage() -> str:
+    return DOCKERFILE.read_text().rsplit("\nFROM ", 1)[1]
+
+
+def standalone_job(args: list[str]) -> tuple[dict[str, str | bool], list[str]]:
+    """Split `standalone-job` arguments the way Flink's entry point does (commons-cli, stopping at
+    the first token that is not one of its options): (its options, the program arguments)."""
+    assert args[0] == "standalone-job", args
+    options: dict[str, str | bool] = {}
+    rest = args[1:]
+    while rest and rest[0].startswith("-"):
+        token = rest[0]
+        if token.startswith("-D"):
+            options[token] = True
+            rest = rest[1:]
+            continue
+        name = token.lstrip("-")
+        match = next((key for key in STANDALONE_JOB_OPTIONS if name in key), None)
+        if match is None:  # not an option of the entry point: the program's arguments start here
+            break
+        if STANDALONE_JOB_OPTIONS[match]:
+            options[match[1]] = rest[1]
+            rest = rest[2:]
+        else:
+            options[match[1]] = True
+            rest = rest[1:]
+    return options, rest
+
+
+def python_program(program: list[str]) -> tuple[str, list[str]]:
+    """The PythonDriver's view of the program arguments: (module run with `python -m`, its arguments)."""
+    assert program[0] in ("-pym", "--pyModule"), f"expected --pyModule first, got {program[:2]}"
+    return program[1], program[2:]
+
+
+def container(docs: list[dict], name: str) -> dict:
+    return pod_spec(find(docs, "Deployment", name)[0])["containers"][0]
+
+
+def test_job_image_pins_the_connector_of_scripts_java() -> None:
+    """The jar the image puts in Flink's lib/ is the one the tests run with: same version as
+    scripts/java/flink-connectors.pom.xml, same sha256 as scripts/java/SHA256SUMS."""
+    pom = (ROOT / "scripts" / "java" / "flink-connectors.pom.xml").read_text()
+    version = re.search(r"<artifactId>flink-sql-connector-kafka</artifactId><version>([^<]+)</version>", pom).group(1)
+    sums = dict(
+        reversed(line.split()) for line in (ROOT / "scripts" / "java" / "SHA256SUMS").read_text().splitlines() if line
+    )
+    args = dockerfile_args()
+    assert args["KAFKA_CONNECTOR_VERSION"] == version
+    assert args["KAFKA_CONNECTOR_SHA256"] == sums[f"flink/flink-sql-connector-kafka-{version}.jar"]
+    assert "sha256sum -c" in DOCKERFILE.read_text()
+
+
+def test_job_image_runs_the_flink_pinned_with_pyflink() -> None:
+    pinned = re.search(r'"apache-flink==([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    assert dockerfile_args()["FLINK_IMAGE"].startswith(f"flink:{pinned}-")
+    python = dockerfile_args()["PYTHON_IMAGE"]
+    assert python.startswith("python:3.11."), "the project pins Python >=3.11,<3.12"
+
+
+def test_job_image_keeps_flinks_entrypoint_and_the_venv_on_path() -> None:
+    final = dockerfile_final_stage()
+    assert 'ENTRYPOINT ["/docker-entrypoint.sh"]' in final
+    assert "COPY --from=flink /docker-entrypoint.sh /docker-entrypoint.sh" in final
+    path = re.search(r"PATH=(\S+)", final).group(1).split(":")
+    assert path[0] == "/opt/venv/bin", "`python` must be the venv that has jobs and storage installed"
+    assert re.search(r"^USER flink$", final, re.MULTILINE)
+
+
+@pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
+def test_jobmanager_runs_the_job_in_application_mode(environment: str | None) -> None:
+    """standalone-job (application mode) with the PythonDriver running `python -m jobs <job> ...`,
+    whose arguments jobs.cli accepts."""
+    from jobs.cli import parser
+
+    docs = render("flink-job", environment, "job.initialSavepointPath=s3://b/savepoints/sp-1")
+    jobmanager = container(docs, "fleet-monitor-flink-job-jobmanager")
+    assert "command" not in jobmanager, "the image's entrypoint (Flink's) must stay"
+    args = jobmanager["args"]
+    assert args[0] in FLINK_ENTRYPOINT_COMMANDS
+    options, program = standalone_job(args)
+    assert re.fullmatch(r"[0-9a-f]{32}", options["job-id"])
+    assert options["fromSavepoint"] == "s3://b/savepoints/sp-1"
+    assert options["job-classname"] == PYTHON_DRIVER
+    assert ("host" in options) is (environment in ("qa", "prod"))
+    module, job_args = python_program(program)
+    assert module == "jobs"
+    parsed = parser().parse_args(job_args)
+    assert parsed.job == "alarms"
+    assert parsed.bootstrap_servers == "fleet-monitor-kafka:9092"
+    assert parsed.group_id == "fleet-monitor-flink-job"  # unique per release: offsets, transactional ids
+    assert str(parsed.thresholds) == "/etc/fleet-monitor/thresholds.yaml"
+    assert not any("database" in arg for arg in job_args)
+    checkpoints = parsed.checkpoint_dir
+    if environment in ("qa", "prod"):
+        assert checkpoints == f"s3://fleet-monitor-{environment}/flink/fleet-monitor-flink-job/checkpoints"
+    else:
+        assert checkpoints == "file:///flink-data/checkpoints"
+
+
+@pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
+def test_taskmanager_and_loader_commands_are_the_images(environment: str | None) -> None:
+    from storage.loader import _parser as loader_parser
+
+    taskmanager = container(render("flink-job", environment), "fleet-monitor-flink-job-taskmanager")
+    assert "command" not in taskmanager
+    assert taskmanager["args"][0] == "taskmanager" and taskmanager["args"][0] in FLINK_ENTRYPOINT_COMMANDS
+    assert all(arg.startswith("-D") for arg in taskmanager["args"][1:])
+
+    loader = container(render("loader", environment), "fleet-monitor-loader")
+    # `command` replaces the entrypoint: plain `python` from the image's PATH (the venv).
+    assert loader["command"][:3] == ["python", "-m", "storage.loader"] and "args" not in loader
+    parsed = loader_parser().parse_args(loader["command"][3:])
+    assert parsed.database_url == "$(DATABASE_URL)" and parsed.bootstrap_servers == "fleet-monitor-kafka:9092"
+    assert parsed.group_id == "fleet-loader"
+    port = next(p["containerPort"] for p in loader["ports"] if p["name"] == "metrics")
+    assert parsed.metrics_port == port
+    assert loader["livenessProbe"]["httpGet"]["port"] == "metrics"
+    env = {e["name"]: e for e in loader["env"]}
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "fleet-monitor-timescaledb",
+        "key": "database-url",
+    }
+    images = {taskmanager["image"].rsplit(":", 1)[0], loader["image"].rsplit(":", 1)[0]}
+    assert images == {"ghcr.io/fleet-monitor/jobs"}, "the loader runs from the jobs image"

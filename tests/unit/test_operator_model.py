@@ -34,7 +34,7 @@ def test_merge_values_later_layers_win():
 @pytest.fixture
 def dirs(tmp_path):
     charts, envs = tmp_path / "charts", tmp_path / "environments"
-    for chart in ("kafka", "timescaledb", "vector", "api", "grafana", "generator", "flink-job"):
+    for chart in ("kafka", "timescaledb", "vector", "loader", "api", "grafana", "generator", "flink-job"):
         (charts / chart).mkdir(parents=True)
         (charts / chart / "Chart.yaml").write_text(f"name: {chart}\nversion: 1.2.3\n")
     (envs / "qa/values").mkdir(parents=True)
@@ -88,9 +88,21 @@ def test_jobs_get_their_spec_thresholds_and_wiring(dirs):
     assert alarms.values["taskSlots"] == 4
     assert alarms.values["thresholds"] == {"defaults": {"co2_high": {"threshold": 1200.0}}}
     assert alarms.values["kafka"] == {"bootstrapServers": "fm-kafka:9092"}
+    assert "database" not in alarms.values  # the jobs write Kafka only
     assert alarms.upgrade_mode == "last-state"
     faster = releases(dirs, {"jobs": {"alarms": {"alarmOutOfOrderness": 0.5}}})["job-alarms"]
     assert faster.values["job"]["alarmOutOfOrderness"] == 0.5
+
+
+def test_loader_is_wired_to_kafka_and_the_database(dirs):
+    loader = releases(dirs, {"components": {"loader": {"replicas": 2}}})["loader"]
+    assert loader.chart == "loader" and loader.name == "fm-loader" and loader.stage == 1
+    assert loader.values == {
+        "fullnameOverride": "fm-loader",
+        "kafka": {"bootstrapServers": "fm-kafka:9092"},
+        "database": {"existingSecret": "fm-timescaledb"},
+        "replicaCount": 2,
+    }
 
 
 def test_kafka_and_timescaledb_receive_topics_and_retention(dirs):
@@ -113,6 +125,7 @@ def test_kafka_and_timescaledb_receive_topics_and_retention(dirs):
 def test_topics_default_to_the_contracts():
     topics = model.topics({"topics": {"partitions": 4, "overrides": {"fleet.trips": {"partitions": 9}}}})
     assert list(topics) == list(ALL_TOPICS)
+    assert {"fleet.store.readings", "fleet.alerts", "fleet.dead-letters"} <= set(topics)  # the jobs' outputs too
     assert topics["fleet.trips"]["partitions"] == 9 and topics["fleet.alerts"]["partitions"] == 4
     with pytest.raises(model.SpecError, match=r"spec.topics.overrides.fleet.nope"):
         model.topics({"topics": {"overrides": {"fleet.nope": {}}}})
@@ -127,9 +140,18 @@ def test_order_is_databases_and_kafka_then_pipeline_then_frontends(dirs):
     ordered = [r.component for r in model.desired_releases("fm", {"environment": "qa"}, *dirs)]
     position = {component: index for index, component in enumerate(ordered)}
     for first in ("timescaledb", "kafka"):
-        for later in ("vector", "job-aggregates", "job-alarms", "job-inactivity", "job-kpis", "api", "grafana"):
+        for later in (
+            "vector",
+            "loader",
+            "job-aggregates",
+            "job-alarms",
+            "job-inactivity",
+            "job-kpis",
+            "api",
+            "grafana",
+        ):
             assert position[first] < position[later]
-    for first in ("vector", "job-alarms"):
+    for first in ("vector", "loader", "job-alarms"):
         for later in ("api", "grafana", "generator"):
             assert position[first] < position[later]
     stages = model.by_stage(model.desired_releases("fm", {"environment": "qa"}, *dirs), reverse=True)

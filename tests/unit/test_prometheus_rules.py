@@ -38,6 +38,8 @@ def test_rule_files_cover_the_pipeline() -> None:
         "FlinkKafkaConsumerLag",
         "VectorConsumerLag",
         "ApiHighErrorRate",
+        "LoaderDown",
+        "LoaderStalled",
     } <= alerts
 
 
@@ -46,7 +48,7 @@ def test_promtool_check_rules(path: Path) -> None:
     assert "SUCCESS" in promtool("check", "rules", str(path))
 
 
-@pytest.mark.parametrize("chart", ["flink-job", "vector", "api"])
+@pytest.mark.parametrize("chart", ["flink-job", "loader", "vector", "api"])
 def test_rendered_prometheus_rule_passes_promtool(chart: str, tmp_path: Path) -> None:
     rule = find(render(chart, "prod", "metrics.prometheusRule.enabled=true"), "PrometheusRule")[0]
     path = tmp_path / "rendered.yaml"
@@ -63,6 +65,10 @@ def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:
 
 
 STALLED = "A restart would replay from an old checkpoint; check checkpoint storage and backpressure."
+LOADER_STALLED = (
+    "Either the jobs commit nothing (check FlinkJobDown and FlinkCheckpointsStalled first) or the loader"
+    " cannot write to the database."
+)
 DOWN = "The JobManager reports no running job for 2 minutes; alarms and aggregates are not being produced."
 
 
@@ -95,6 +101,14 @@ UNIT_TESTS = {
                 {"series": 'vector_kafka_consumer_lag{topic_id="fleet.alerts"}', "values": "10x40"},
                 {"series": 'http_requests_total{status="200"}', "values": "0+90x40"},
                 {"series": 'http_requests_total{status="500"}', "values": "0+10x40"},
+                # loader a committed its last batch at 5m; loader b loads every minute and rejects a record a minute
+                {
+                    "series": 'fleet_loader_last_load_timestamp_seconds{pod="loader-a"}',
+                    "values": "0 60 120 180 240 300x35",
+                },
+                {"series": 'fleet_loader_last_load_timestamp_seconds{pod="loader-b"}', "values": "0+60x40"},
+                {"series": 'fleet_loader_rejected_total{pod="loader-b",table="alarms"}', "values": "0+1x40"},
+                {"series": 'fleet_loader_rejected_total{pod="loader-a",table="alarms"}', "values": "0x40"},
             ],
             "promql_expr_test": [
                 {
@@ -152,6 +166,28 @@ UNIT_TESTS = {
                     ],
                 },
                 {"eval_time": "20m", "alertname": "VectorConsumerLag", "exp_alerts": []},
+                {
+                    "eval_time": "30m",
+                    "alertname": "LoaderStalled",
+                    "exp_alerts": [
+                        summary(
+                            {"severity": "warning", "pod": "loader-a"},
+                            "Loader loader-a committed no batch for 15 minutes",
+                            LOADER_STALLED,
+                        )
+                    ],
+                },
+                {"eval_time": "15m", "alertname": "LoaderStalled", "exp_alerts": []},
+                {
+                    "eval_time": "30m",
+                    "alertname": "LoaderRejectingRecords",
+                    "exp_alerts": [
+                        summary(
+                            {"severity": "warning", "pod": "loader-b", "table": "alarms"},
+                            "Loader sent 10 alarms records to dead_letters in 10 minutes",
+                        )
+                    ],
+                },
                 {
                     "eval_time": "20m",
                     "alertname": "ApiHighErrorRate",

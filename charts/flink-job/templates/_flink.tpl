@@ -1,11 +1,27 @@
+{{/* 6121 TaskManager data exchange (between TaskManagers), 6122 TaskManager RPC, 6123 JobManager
+     RPC, 6124 blob server, 8081 REST/UI, 9249 Prometheus. */}}
 {{- define "flink_job.ingressPorts" -}}
-[6123, 6124, 6122, 8081, 9249]
+[6121, 6122, 6123, 6124, 8081, 9249]
 {{- end }}
 
 {{- define "flink_job.jobmanager" -}}{{ include "flink_job.fullname" . }}-jobmanager{{- end }}
 
+{{/* True (non-empty) when checkpoints go to the release's volume instead of checkpoints.uri. */}}
+{{- define "flink_job.localVolume" -}}
+{{- if and .Values.persistence.enabled (not .Values.checkpoints.uri) }}true{{ end }}
+{{- end }}
+
+{{/* Where checkpoints, savepoints and HA metadata go: <checkpoints.uri>/<release> on object storage
+     (one prefix per release, so the jobs of an environment can share a bucket), else the volume.
+     Without either, the checkpoints would land on each pod's own disk: refused. */}}
 {{- define "flink_job.storageDir" -}}
-{{- .Values.checkpoints.uri | default "file:///flink-data" | trimSuffix "/" }}
+{{- if .Values.checkpoints.uri }}
+{{- printf "%s/%s" (.Values.checkpoints.uri | trimSuffix "/") (include "flink_job.fullname" .) }}
+{{- else if .Values.persistence.enabled }}
+{{- "file:///flink-data" }}
+{{- else }}
+{{- fail "flink-job: set checkpoints.uri (e.g. s3://bucket/flink) or persistence.enabled: the JobManager and TaskManagers need one checkpoint location" }}
+{{- end }}
 {{- end }}
 
 {{/* A Kubernetes memory quantity as a Flink MemorySize ("2Gi" -> "2g"), so the limit is the one source. */}}
@@ -18,6 +34,17 @@
 {{- include "flink_job.fullname" . | sha256sum | trunc 32 }}
 {{- end }}
 
-{{- define "flink_job.databaseSecret" -}}
-{{- .Values.database.existingSecret }}
+{{/* The affinity of every pod: the values' affinity, else, with the ReadWriteOnce checkpoint
+     volume, all pods of the release on the node of the first one (the volume attaches to one node). */}}
+{{- define "flink_job.affinity" -}}
+{{- if .Values.affinity }}
+{{- toYaml .Values.affinity }}
+{{- else if and (include "flink_job.localVolume" .) (not (has "ReadWriteMany" .Values.persistence.accessModes)) }}
+podAffinity:
+  requiredDuringSchedulingIgnoredDuringExecution:
+    - topologyKey: kubernetes.io/hostname
+      labelSelector:
+        matchLabels:
+          {{- include "flink_job.selectorLabels" . | nindent 10 }}
+{{- end }}
 {{- end }}

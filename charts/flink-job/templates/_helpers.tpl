@@ -61,9 +61,9 @@ imagePullSecrets:
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.affinity }}
+{{- with (include "flink_job.affinity" .) }}
 affinity:
-  {{- toYaml . | nindent 2 }}
+  {{- . | trim | nindent 2 }}
 {{- end }}
 {{- with .Values.tolerations }}
 tolerations:

@@ -10,7 +10,7 @@
   emptyDir: {}
 - name: tmp
   emptyDir: {}
-{{- if and .Values.persistence.enabled (not .Values.checkpoints.uri) }}
+{{- if include "flink_job.localVolume" . }}
 - name: flink-data
   persistentVolumeClaim:
     claimName: {{ include "flink_job.fullname" . }}-data
@@ -22,7 +22,7 @@
 - {name: flink-log, mountPath: /opt/flink/log}
 - {name: tmp, mountPath: /tmp}
 - {name: config-src, mountPath: /etc/fleet-monitor/thresholds.yaml, subPath: thresholds.yaml, readOnly: true}
-{{- if and .Values.persistence.enabled (not .Values.checkpoints.uri) }}
+{{- if include "flink_job.localVolume" . }}
 - {name: flink-data, mountPath: /flink-data}
 {{- end }}
 {{- end }}
@@ -42,11 +42,27 @@
     - {name: flink-conf, mountPath: /opt/flink/conf}
 {{- end }}
 
+{{/* The official entrypoint writes jobmanager.rpc.address into the conf at start, from
+     JOB_MANAGER_RPC_ADDRESS or else the pod's own hostname: it must name the JobManager Service.
+     FLINK_PROPERTIES (envsubst'ed by the entrypoint into the conf) carries the object-store key. */}}
 {{- define "flink_job.env" -}}
 - name: POD_IP
   valueFrom:
     fieldRef: {fieldPath: status.podIP}
+- {name: JOB_MANAGER_RPC_ADDRESS, value: {{ include "flink_job.jobmanager" . }}}
 - {name: FLINK_LOG_DIR, value: /opt/flink/log}
+{{- with .Values.checkpoints.s3.existingSecret }}
+- name: S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef: {name: {{ . }}, key: {{ $.Values.checkpoints.s3.accessKeyIdKey }}}
+- name: S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ . }}, key: {{ $.Values.checkpoints.s3.secretAccessKeyKey }}}
+- name: FLINK_PROPERTIES
+  value: |
+    s3.access-key: ${S3_ACCESS_KEY_ID}
+    s3.secret-key: ${S3_SECRET_ACCESS_KEY}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}

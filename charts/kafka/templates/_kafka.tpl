@@ -19,6 +19,11 @@
 {{- min (int .Values.replication.defaultReplicationFactor) (int .Values.replicaCount) }}
 {{- end }}
 
+{{/* min.insync.replicas above the replication factor would refuse every acks=all write and transaction. */}}
+{{- define "kafka.minInsyncReplicas" -}}
+{{- min (int .Values.replication.minInsyncReplicas) (int (include "kafka.replicationFactor" .)) }}
+{{- end }}
+
 {{- define "kafka.bootstrapServers" -}}
 {{ include "kafka.fullname" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}:9092
 {{- end }}

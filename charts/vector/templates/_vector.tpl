@@ -16,6 +16,10 @@ sources:
     group_id: {{ .Values.kafka.consumerGroup | quote }}
     topics: [{{ .Values.alertsTopic | quote }}]
     auto_offset_reset: earliest
+    librdkafka_options:
+      # The jobs write alarm records in Kafka transactions committed with their checkpoints: ship
+      # only committed ones (records of a failed checkpoint are aborted and replayed).
+      isolation.level: read_committed
     decoding:
       codec: json
   internal_metrics:

@@ -1,0 +1,3 @@
+{{- define "loader.ingressPorts" -}}
+[{{ .Values.metrics.port }}]
+{{- end }}
