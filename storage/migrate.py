@@ -142,9 +142,13 @@ def migrate_up(url: str, *, timescaledb: str = "auto", policies: PolicySettings 
                 variant, path = migration.file_for(timescale)
                 with conn.transaction():
                     conn.execute(path.read_text())
+                    # Never prepared (psycopg prepares a query run 5 times): a server-side prepared
+                    # statement outlives the connection where one session serves every client (the
+                    # PGlite TimescaleDB engine of the tests), and the next client's name collides.
                     conn.execute(
                         "INSERT INTO schema_migrations (version, variant, checksum) VALUES (%s, %s, %s)",
                         (migration.version, variant, _checksum(path)),
+                        prepare=False,
                     )
                 log.info("migration applied", extra={"version": migration.version, "variant": variant})
                 applied.append(migration.version)

@@ -137,11 +137,21 @@ def test_taskmanager_crash_lost_and_duplicated_nothing(run):
     assert duplicates(committed[STORE_TOPICS["readings"]]) == {}
     (shipped,) = run.rows("SELECT count(*) FROM alarm_events")[0]
     assert shipped == len(committed[ALERTS_TOPIC])
-    # Only the simulator's own late events are late: none that the crash or the backlog delayed.
-    (late_letters,) = run.rows("SELECT count(*) FROM dead_letters WHERE kind = 'late'")[0]
-    assert late_letters == len(run.expected.late)
+    # Only the simulator's own late events (120 s behind) can be late: none that the crash, the
+    # restore or the backlog delayed. Not all of them are: watermarks start afresh after the restore
+    # (Flink does not checkpoint them), and a partition's first events have none to be late against.
+    late = {
+        json.loads(payload)["event_id"]
+        for (payload,) in run.rows("SELECT payload FROM dead_letters WHERE kind = 'late'")
+    }
+    assert late and late <= {item.event_id for item in run.expected.late}
     (readings_events,) = run.rows("SELECT count(DISTINCT (source_id, event_id)) FROM readings")[0]
     assert readings_events > 0
+
+
+def _event_id(payload: str) -> str:
+    event = json.loads(payload)
+    return event.get("event_id") or event["event-id"]  # legacy heartbeats say event-id
 
 
 INACTIVITY_PROMISE_S = 30  # a silent device's alarm comes at most this long after its timeout

@@ -194,6 +194,7 @@ def test_flink_job_runs_the_named_job_with_the_agreed_flags(job: str) -> None:
         "--checkpoint-dir": "s3://fleet-monitor-prod/flink/fleet-monitor-flink-job/checkpoints",
         "--checkpoint-interval": "60s",
         "--parallelism": "6",
+        "--alarm-out-of-orderness": "0.5",
     }
     parsed = jobs_parser().parse_args(program[1:])
     assert (parsed.job, parsed.checkpoint_interval, parsed.checkpoint_dir) == (
