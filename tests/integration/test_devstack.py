@@ -4,7 +4,6 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer
 
-
 pytestmark = pytest.mark.integration
 
 
