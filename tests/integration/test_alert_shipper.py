@@ -65,3 +65,28 @@ def test_alert_records_land_in_alarm_events_and_bad_ones_do_not_stop_it(broker, 
         ("a-1", "cleared", 2, None, T0 + timedelta(minutes=5)),
     ]
     assert shipper.shipped == 2
+
+
+def test_only_committed_alert_records_are_shipped(broker, kafka_topics, pg_url):
+    """The jobs write alarms in Kafka transactions: what an aborted one wrote (a crash before its
+    checkpoint) must never reach alarm_events, as Vector's read_committed consumer ensures."""
+    migrate_up(pg_url)
+    (topic,) = kafka_topics("alerts-txn", partitions=1)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "alarms-test"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, key="hq.z1.d0", value=alert(0).model_dump_json())
+    producer.abort_transaction(30)
+    producer.begin_transaction()
+    producer.produce(topic, key="hq.z1.d1", value=alert(1).model_dump_json())
+    producer.commit_transaction(30)
+
+    shipper = AlertShipper(broker.bootstrap, pg_url, topic=topic).start()
+    try:
+        # One partition, read in order: once the committed record is in, the aborted one before
+        # it has been read past.
+        rows = wait_for_rows(pg_url, expected=1)
+    finally:
+        shipper.stop()
+    assert rows == [("a-1", "active", 2, "default", None)]
+    assert shipper.shipped == 1
