@@ -76,6 +76,7 @@ def test_only_committed_alert_records_are_shipped(broker, kafka_topics, pg_url):
     producer.init_transactions(30)
     producer.begin_transaction()
     producer.produce(topic, key="hq.z1.d0", value=alert(0).model_dump_json())
+    assert producer.flush(30) == 0  # on the broker, not just queued (an abort drops the queue)
     producer.abort_transaction(30)
     producer.begin_transaction()
     producer.produce(topic, key="hq.z1.d1", value=alert(1).model_dump_json())
