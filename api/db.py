@@ -21,6 +21,9 @@ def create_pool(settings: Settings) -> AsyncConnectionPool:
         max_size=settings.pool_max,
         # UTC sessions: times PostgreSQL renders itself (api.routers.fleet) read like pydantic's.
         kwargs={"row_factory": dict_row, "autocommit": True, "options": "-c TimeZone=UTC"},
+        # A connection is checked (a cheap round trip) before it is lent: after the database
+        # restarts, pooled connections are dead and would each fail one request with a 500.
+        check=AsyncConnectionPool.check_connection,
         open=False,
         name="api",
     )

@@ -54,17 +54,39 @@ class AlertShipper:
         return self
 
     def _run(self) -> None:
-        with psycopg.connect(self._database_url) as conn:
-            while not self._stop.is_set():
-                messages = self._consumer.consume(self._batch_size, timeout=0.5)
-                records = [record for record in map(self._decode, messages) if record is not None]
-                if records:
-                    conn.execute(VECTOR_INSERT, (json.dumps(records),))
-                    conn.commit()
-                    self.shipped += len(records)
-                    SHIPPED.inc(len(records))
-                if messages:
-                    self._consumer.commit(asynchronous=False)
+        conn: psycopg.Connection | None = None
+        while not self._stop.is_set():
+            messages = self._consumer.consume(self._batch_size, timeout=0.5)
+            records = [record for record in map(self._decode, messages) if record is not None]
+            if records:
+                conn = self._ship(conn, records)
+                if conn is None:
+                    return  # stopped before the batch was in: its offsets stay uncommitted
+            if messages:
+                self._consumer.commit(asynchronous=False)
+        if conn is not None:
+            conn.close()
+
+    def _ship(self, conn: psycopg.Connection | None, records: list[dict]) -> psycopg.Connection | None:
+        """Insert the batch, retrying (as Vector does) while the database is away; None if stopped."""
+        delay_s = 0.5
+        while not self._stop.is_set():
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self._database_url, connect_timeout=5)
+                conn.execute(VECTOR_INSERT, (json.dumps(records),))
+                conn.commit()
+                self.shipped += len(records)
+                SHIPPED.inc(len(records))
+                return conn
+            except psycopg.OperationalError as exc:
+                log.warning("database unavailable; retrying the batch", extra={"error": str(exc), "retry_s": delay_s})
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self._stop.wait(delay_s)
+                delay_s = min(delay_s * 2, 10.0)
+        return None
 
     @staticmethod
     def _decode(message) -> dict | None:

@@ -123,6 +123,9 @@ class FlinkCluster:
             "taskmanager.numberOfTaskSlots": self.task_slots,
             "jobmanager.memory.process.size": self.memory["jobmanager"],
             "taskmanager.memory.process.size": self.memory["taskmanager"],
+            # As the chart: a job restarts after any failure (a broker or TaskManager away), with
+            # growing pauses; the job does not set its own strategy, which would win over this.
+            "restart-strategy.type": "exponential-delay",
             "metrics.reporter.prom.factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
             "metrics.reporter.prom.port": self.metrics_ports[role],
             # Record counts served by REST refresh every 2 s (default 10 s): the live summary reads them.

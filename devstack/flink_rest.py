@@ -55,3 +55,15 @@ def _source_records(vertex_url: str, timeout_s: float) -> list[tuple[str, int]]:
         (names[item["id"]], int(float(item["sum"])))
         for item in _get(f"{vertex_url}/subtasks/metrics?{query}", timeout_s)
     ]
+
+
+def completed_checkpoints(rest_url: str, timeout_s: float = 5.0) -> int | None:
+    """Checkpoints the running job has completed so far (it keeps counting across the job's own
+    restarts), or None while no job runs."""
+    try:
+        jobs = [job["jid"] for job in _get(f"{rest_url}/jobs/overview", timeout_s)["jobs"] if job["state"] == "RUNNING"]
+        if not jobs:
+            return None
+        return sum(int(_get(f"{rest_url}/jobs/{job}/checkpoints", timeout_s)["counts"]["completed"]) for job in jobs)
+    except (OSError, ValueError, KeyError):
+        return None

@@ -83,6 +83,12 @@ class PostgresService:
             extra={"server": "DATABASE_URL" if self.external_url else "private", "database": self._database},
         )
 
+    def restart(self) -> None:
+        """Crash and restart the private server (tests of recovery); the database stays."""
+        if self._private is None:
+            raise RuntimeError("only the private server can be restarted, not the one DATABASE_URL names")
+        self._private.restart()
+
     def stop(self) -> None:
         if self.external_url and self._database:
             with psycopg.connect(self.external_url, autocommit=True) as admin:

@@ -63,9 +63,6 @@ def flink_configuration(config: JobConfig) -> Configuration:
         # Emit a watermark as soon as it advances: late-event routing then depends on the input
         # order only, not on timing, and restores/replays classify events the same way.
         "pipeline.auto-watermark-interval": "50ms",
-        "restart-strategy.type": "fixed-delay",
-        "restart-strategy.fixed-delay.attempts": "3",
-        "restart-strategy.fixed-delay.delay": "2s",
         "metrics.reporter.prom.factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
         "metrics.reporter.prom.port": config.metrics_port,
     }

@@ -11,6 +11,7 @@ It needs no disk shared with Flink, and runs as its own deployment (charts/flink
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ import time
 from collections import defaultdict
 
 import psycopg
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 from prometheus_client import Counter, Gauge, start_http_server
 from pydantic import ValidationError
 
@@ -79,15 +80,23 @@ class Loader:
         )
         self.loaded = 0
 
+    def _stored_offsets(self) -> dict[tuple[str, int], int]:
+        """Where each partition resumes: the offsets committed with the rows (loader_offsets).
+        Waits for the database when it is away (a rebalance can come at any time)."""
+        while True:
+            try:
+                rows = self.conn.execute(
+                    "SELECT topic, partition, next_offset FROM loader_offsets WHERE group_id = %s", (self.group_id,)
+                ).fetchall()
+                self.conn.commit()
+                return {(topic, partition): offset for topic, partition, offset in rows}
+            except psycopg.OperationalError as exc:
+                log.warning("database unavailable; waiting for it", extra={"error": str(exc)})
+                self._connect()
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start each partition where the database says, not where the group committed."""
-        stored = dict(
-            ((topic, partition), offset)
-            for topic, partition, offset in self.conn.execute(
-                "SELECT topic, partition, next_offset FROM loader_offsets WHERE group_id = %s", (self.group_id,)
-            )
-        )
-        self.conn.commit()
+        stored = self._stored_offsets()
         for tp in partitions:
             tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
@@ -101,11 +110,41 @@ class Loader:
         return self
 
     def poll_once(self) -> int:
-        """Consume and apply one batch; returns how many records it held."""
+        """Consume and apply one batch; returns how many records it held. While the database is
+        away the batch is dropped and, once it is back, every partition resumes from the offsets the
+        database holds: a batch whose commit got through is not applied again, nor one lost."""
         messages = self.consumer.consume(self.batch_size, timeout=self.poll_s)
         if messages:
-            self.load(messages)
+            try:
+                self.load(messages)
+            except psycopg.OperationalError as exc:
+                log.warning("database unavailable; reconnecting", extra={"error": str(exc)})
+                self._reconnect()
         return len(messages)
+
+    def _reconnect(self) -> None:
+        """A new connection once the database answers; every partition back to its stored offset."""
+        self._connect()
+        stored = self._stored_offsets()
+        for tp in self.consumer.assignment():
+            tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+            self.consumer.seek(tp)
+        log.info("database back; resumed from its offsets")
+
+    def _connect(self) -> None:
+        delay_s = 0.5
+        while True:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.close()
+            try:
+                self.conn = psycopg.connect(self.database_url, connect_timeout=5)
+                self.conn.execute("SET TIME ZONE 'UTC'")
+                self.conn.commit()
+                return
+            except psycopg.OperationalError as exc:
+                log.warning("database unavailable", extra={"error": str(exc), "retry_s": delay_s})
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 10.0)
 
     def run(self, stop: threading.Event) -> None:
         self.start()
@@ -125,8 +164,16 @@ class Loader:
         )
         if len(assigned) < expected:
             return False
+        # Every partition's end in one request (read_committed: the last stable offset), not one
+        # each: a query waits behind the consumer's long-polling fetch, 24 of them took 12 s.
+        ends = self.consumer.offsets_for_times(
+            [TopicPartition(tp.topic, tp.partition, OFFSET_END) for tp in assigned], timeout=10
+        )
+        if any(tp.error or tp.offset < 0 for tp in ends):
+            return False
+        end = {(tp.topic, tp.partition): tp.offset for tp in ends}
         for tp in self.consumer.position(assigned):
-            _, high = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            high = end[(tp.topic, tp.partition)]
             if tp.offset < high and not (tp.offset < 0 and high == 0):
                 return False
         return True
@@ -184,16 +231,40 @@ class Loader:
 
     def _apply(self, table: str, batch: list[Message], rejected: list[tuple]) -> int:
         LOADED.labels(table).inc(len(batch))
+        items: list[tuple[Message, object]] = []
         if table not in JSON_TABLES:
-            return upsert_csv(self.conn, table, b"\n".join(m.value() for m in batch) + b"\n")
-        rows = []
-        for message in batch:
-            try:
-                rows.append(_row(table, message.value()))
-            except (ValueError, ValidationError) as exc:
+            items = [(message, message.value() or b"") for message in batch]
+
+            def write(values: list) -> int:
+                return upsert_csv(self.conn, table, b"\n".join(values) + b"\n")
+
+        else:
+            for message in batch:
+                try:
+                    items.append((message, _row(table, message.value() or b"")))
+                except (ValueError, ValidationError) as exc:
+                    REJECTED.labels(table).inc()
+                    rejected.append(_dead_letter(message, exc))
+
+            def write(values: list) -> int:
+                return upsert_rows(self.conn, table, values)
+
+        return self._write(table, items, write, rejected) if items else 0
+
+    def _write(self, table: str, items: list[tuple[Message, object]], write, rejected: list[tuple]) -> int:
+        """Write the records in one statement; when the database refuses them (a CSV record that
+        does not parse, a value out of range, a missing column), halve the batch, in order, until
+        the records it refuses stand alone, and send those to dead_letters with its reason."""
+        try:
+            with self.conn.transaction():  # a savepoint: the batch's transaction survives a refusal
+                return write([value for _, value in items])
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+            if len(items) == 1:
                 REJECTED.labels(table).inc()
-                rejected.append(_dead_letter(message, exc))
-        return upsert_rows(self.conn, table, rows) if rows else 0
+                rejected.append(_dead_letter(items[0][0], exc))
+                return 0
+        middle = len(items) // 2
+        return self._write(table, items[:middle], write, rejected) + self._write(table, items[middle:], write, rejected)
 
 
 def _row(table: str, value: bytes) -> tuple:
@@ -202,13 +273,17 @@ def _row(table: str, value: bytes) -> tuple:
         raise ValueError("record is not a JSON object")
     if table == "alarms":
         document = AlertRecord.model_validate(document).model_dump(mode="json")
-    return tuple(document.get(column) for column in WRITES[table].columns)
+    values = tuple(document.get(column) for column in WRITES[table].columns)
+    for column, field in zip(WRITES[table].columns, values, strict=True):
+        if isinstance(field, dict | list):
+            raise ValueError(f"{column}: a JSON {type(field).__name__} where a plain value belongs")
+    return values
 
 
 def _dead_letter(message: Message, exc: Exception) -> tuple:
     """A record the loader cannot apply, kept with the reason instead of stopping the pipeline."""
-    payload = (message.value() or b"").decode("utf-8", "replace")
-    reason = str(exc).splitlines()[0][:500]
+    payload = (message.value() or b"").decode("utf-8", "replace").replace("\x00", "\ufffd")  # text holds no NUL
+    reason = str(exc).splitlines()[0][:500].replace("\x00", "\ufffd")
     digest = hashlib.sha256(f"malformed|{message.topic()}|{payload}".encode()).hexdigest()
     received = message.timestamp()[1] / 1000 if message.timestamp()[1] > 0 else time.time()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(received)) + "+00"
