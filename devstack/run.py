@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     bootstrap = lambda: broker.broker.bootstrap  # noqa: E731 - known once the broker runs
     postgres = PostgresService()
     jobs = JobsService(run, bootstrap)
+    loader = LoaderService(run, bootstrap, postgres)
     api = ApiService(run, postgres, args.api_port)
     sim = SimulatorService(
         lambda: make_simulator(args), lambda: KafkaSink(bootstrap()), progress_interval_s=args.progress_interval
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         broker,
         postgres,
         MigrationsService(postgres),
-        LoaderService(run, bootstrap, postgres),
+        loader,
         AlertShipperService(bootstrap, postgres),
         jobs,
         api,
@@ -166,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             say(f"API: {api.url}  (docs {api.url}/docs, alarms {api.url}/alarms, fleet {api.url}/fleet)")
             say(f"broker: {broker.broker.bootstrap}  database: {postgres.url}")
             say(f"Flink REST API: {jobs.rest_url}  (jobs {jobs.rest_url}/jobs/overview)")
+            ports = jobs.cluster.metrics_ports
+            say(
+                f"Prometheus metrics: JobManager http://127.0.0.1:{ports['jobmanager']}/metrics, TaskManager "
+                f"http://127.0.0.1:{ports['taskmanager']}/metrics, loader http://127.0.0.1:{loader.metrics_port}/metrics"
+            )
             say(f"services up in {time.monotonic() - started:.1f} s; Ctrl-C stops everything")
             summary = Summary(postgres.url, sim.stats, jobs.rest_url)
             status = watch(args, stop, duration=duration, started=started, jobs=jobs, sim=sim, summary=summary)

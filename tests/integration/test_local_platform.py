@@ -35,15 +35,19 @@ def run_until_first_readings() -> tuple[str, str, dict]:
     )
     timer = threading.Timer(FIRST_READING_BOUND_S, process.send_signal, (signal.SIGTERM,))
     timer.start()
-    seen, ready, readings = [], None, 0
+    seen, ready, readings, taskmanager_metrics, metrics = [], None, 0, "", ""
     try:
         for line in process.stdout:
             seen.append(line)
             if found := re.match(r"API: (http://\S+)", line):
                 with urllib.request.urlopen(found.group(1) + "/ready", timeout=5) as response:
                     ready = (response.status, json.load(response))
+            if found := re.search(r"TaskManager (http://\S+/metrics)", line):
+                taskmanager_metrics = found.group(1)
             if (found := READINGS.search(line)) and int(found.group(1).replace(",", "")) > 0:
                 readings = int(found.group(1).replace(",", ""))
+                with urllib.request.urlopen(taskmanager_metrics, timeout=10) as response:
+                    metrics = response.read().decode()
                 process.send_signal(signal.SIGTERM)
                 break
         out, err = process.communicate(timeout=180)
@@ -53,7 +57,7 @@ def run_until_first_readings() -> tuple[str, str, dict]:
             process.kill()
     assert process.returncode == 0, err[-3000:]
     assert readings > 0, f"no reading stored within {FIRST_READING_BOUND_S} s:\n{''.join(seen)[-3000:]}"
-    return "".join(seen) + out, err, {"ready": ready}
+    return "".join(seen) + out, err, {"ready": ready, "metrics": metrics}
 
 
 def started_groups(err: str) -> list[int]:
@@ -65,6 +69,8 @@ def test_platform_starts_stores_readings_and_stops_without_leftovers():
     out, err, seen = run_until_first_readings()
     status, body = seen["ready"]
     assert status == 200 and body["status"] == "ready" and body["pending_migrations"] == []
+    # Flink's Prometheus reporter on the TaskManager: the sources' record counts among its series.
+    assert re.search(r"^flink_taskmanager_job_task_operator_numRecordsOut\{.*Source", seen["metrics"], re.M)
     assert "waiting for the jobs" in out  # progress while Flink plans, not silence
     assert re.search(r"run directory: .*\.local-run/", out) and "stopped; logs kept in" in out
     stopped = [json.loads(line)["service"] for line in err.splitlines() if '"msg": "stopped"' in line]
