@@ -32,7 +32,7 @@ bench: setup ## run the benchmarks (components + end-to-end) and write tests/ben
 	@$(PY) -m tests.bench.run_all $(ARGS)
 
 .PHONY: test-e2e bench-e2e
-test-e2e: setup ## make run lifecycle + end-to-end tests (generator -> files -> jobs -> database -> API; ~5 min)
+test-e2e: setup ## make run lifecycle + end-to-end tests (generator -> Kafka -> jobs -> loader -> database -> API, with crashes; ~5 min)
 	@$(PY) -m pytest tests/integration/test_local_platform.py tests/e2e $(ARGS)
 
 bench-e2e: setup ## whole pipeline: events/s in and processed, alarm latency p50/p99 event -> API (ARGS=--quick)
@@ -109,14 +109,14 @@ bench-api: setup ## API p50/p99/rps (fleet, trends, alarms) on 1M readings vs a 
 
 # --- jobs (jobs/ PyFlink stream jobs, storage/writes.py) -----------------------------------------
 .PHONY: jobs test-jobs bench-jobs
-JOBS_TESTS := tests/unit/test_jobs.py tests/integration/test_jobs_writes.py \
-	tests/integration/test_jobs_fastpath.py tests/integration/test_jobs_pipeline.py tests/integration/test_jobs_inactivity.py
+JOBS_TESTS := tests/unit/test_jobs.py tests/integration/test_loader.py tests/integration/test_jobs_fastpath.py \
+	tests/integration/test_jobs_pipeline.py tests/integration/test_jobs_followed.py tests/integration/test_jobs_inactivity.py
 
-jobs: setup ## run every stream job on files (ARGS="--input-dir DIR --database-url URL --follow")
+jobs: setup ## run every stream job in a local mini-cluster (ARGS="--bootstrap-servers HOST:PORT --start-from earliest")
 	@$(PY) -m jobs all $(ARGS)
 
-test-jobs: setup ## jobs tests: real Flink mini-cluster, PostgreSQL and broker (~8 min on 2 cores)
+test-jobs: setup ## jobs and loader tests: real Flink, Kafka and PostgreSQL (~8 min on 2 cores)
 	@$(PY) -m pytest $(JOBS_TESTS) $(ARGS)
 
-bench-jobs: setup ## events/s of all jobs vs a bare Flink SQL pass-through; alarm latency p50/p99
+bench-jobs: setup ## events/s and Flink CPU us/event of all jobs on a pre-loaded topic vs a bare Kafka pass-through
 	@$(PY) -m tests.bench.bench_jobs $(ARGS)

@@ -91,7 +91,10 @@ def _latest_per_source() -> str:
 def kpis(t_env, statements: StatementSet, config: JobConfig) -> None:
     """Driving KPIs per vehicle and window (distance = odometer span seen in the window, from
     telemetry and driving events) and trip metrics per region and window."""
-    kpi_sink, trip_sink = create_store_sink(t_env, config, "driving_kpis"), create_store_sink(t_env, config, "trip_metrics")
+    kpi_sink, trip_sink = (
+        create_store_sink(t_env, config, "driving_kpis"),
+        create_store_sink(t_env, config, "trip_metrics"),
+    )
     t_env.execute_sql(
         "CREATE TEMPORARY VIEW kpi_input AS "
         "SELECT rowtime, source_id, fleet_id, odometer_km, 0 AS interventions, 0 AS disengagements "

@@ -1,11 +1,13 @@
-"""Deterministic sample data sets in the simulator's file layout, built with the contract models:
-for the tests, the benchmark and trying the jobs by hand. Every alarm family gets one incident
+"""Deterministic sample data sets, built with the contract models and produced to the families'
+Kafka topics: for the tests, the benchmark and trying the jobs by hand. Every alarm family gets one incident
 (raise, a reading hovering in the hysteresis band, clear); lines are shuffled out of order within
 a bound, a few are late beyond it, and a few are malformed."""
 
 from __future__ import annotations
 
+import json
 import random
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -43,12 +45,29 @@ class SampleSet:
         for family, lines in self.lines.items():
             topic = topic_for(family)
             for line in lines:
-                producer.produce(topic, value=line.encode(), partition=partition)
+                while True:
+                    try:
+                        producer.produce(topic, value=line.encode(), partition=partition)
+                        break
+                    except BufferError:  # the local queue is full: let deliveries drain it
+                        producer.poll(0.1)
                 producer.poll(0)
                 sent += 1
         if producer.flush(60):
             raise RuntimeError("sample events not delivered within 60 s")
         return sent
+
+    def in_time_order(self) -> list[tuple[str, str]]:
+        """Every (family, line), the families interleaved by event time as a live fleet sends them,
+        each family's lines in their own order (a line out of order or malformed keeps its place)."""
+        keyed = []
+        for rank, (family, lines) in enumerate(self.lines.items()):
+            newest = ""
+            for index, line in enumerate(lines):
+                with suppress(ValueError, KeyError, TypeError):
+                    newest = max(newest, json.loads(line)["event_time"])
+                keyed.append((newest, rank, index, family, line))
+        return [(family, line) for *_, family, line in sorted(keyed)]
 
 
 def _profile(step: int, incident: range, breach: float, band: float, normal: float) -> float:
@@ -157,6 +176,44 @@ def build(steps: int = 72, vehicles: int = 2, seed: int = 7, late: int = 2, malf
     for family, family_events in events.items():
         sample.lines[family] = _disorder(family, family_events, rng, late=late, malformed=malformed, sample=sample)
     return sample
+
+
+def closers(at: datetime) -> SampleSet:
+    """One in-bounds event per family of build() from a source of its own ("closer") at `at`: sent
+    after a sample to a live job, it moves every watermark past the sample's windows (a bounded job
+    closes them at the end of its input instead). Its own windows stay open."""
+    common = {"source_id": "closer", "event_time": at}
+    events = [
+        TireReading.build(event_id="close-tire", tire_position="FL", pressure_kpa=230, temperature_c=60, **common),
+        VehicleTelemetry.build(
+            event_id="close-telemetry",
+            latitude=52.0,
+            longitude=4.0,
+            autopilot_state="off",
+            speed_kmh=50,
+            battery_pct=80,
+            odometer_km=1,
+            **common,
+        ),
+        PerceptionEvent.build(
+            event_id="close-perception", object_class="car", distance_m=50, relative_speed_mps=1, **common
+        ),
+        BuildingReading.build(
+            event_id="close-building",
+            site_id="site-1",
+            zone_id="zone-a",
+            co2_ppm=600,
+            temperature_c=22,
+            humidity_pct=50,
+            occupancy=0,
+            **common,
+        ),
+        DrivingEvent.build(event_id="close-driving", event_type="intervention", odometer_km=1, **common),
+        Trip.build(
+            event_id="close-trip", trip_id="close", region_id="closing", fare=1, duration_s=60, distance_km=1, **common
+        ),
+    ]
+    return SampleSet(lines={event.schema_name: [event.to_json()] for event in events})
 
 
 def heartbeats(devices: int, timeout_s: float, at: datetime = START) -> list[str]:

@@ -20,7 +20,7 @@ from jobs.parse import ENVELOPE, family_fields, sql_time
 from jobs.sample import build
 from jobs.tables import ROWTIME_SQL
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TELEMETRY = (
     '{"schema":"vehicle.telemetry","version":1,"event_id":"e1","source_id":"veh-1",'
