@@ -25,6 +25,16 @@ from jobs.connectors import cached_connector_jars
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
+# Console only, as the chart's configmap: each process's output already goes to its log file (the
+# log4j config Flink ships would write every line a second time to a rolling file).
+LOG4J_CONSOLE = """\
+rootLogger.level = INFO
+rootLogger.appenderRef.console.ref = ConsoleAppender
+appender.console.name = ConsoleAppender
+appender.console.type = CONSOLE
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %-5p %-60c %x - %m%n
+"""
 
 
 def pyflink_home() -> Path:
@@ -144,10 +154,7 @@ class FlinkCluster:
         (workdir / "conf").mkdir(parents=True, exist_ok=True)
         (workdir / "tmp").mkdir(exist_ok=True)
         (workdir / "conf" / "config.yaml").write_text(yaml.safe_dump(self.configuration(role)))
-        for name in ("log4j-console.properties", "logback-console.xml"):
-            shipped = self.home / "conf" / name
-            if shipped.exists():
-                (workdir / "conf" / name).write_text(shipped.read_text())
+        (workdir / "conf" / "log4j-console.properties").write_text(LOG4J_CONSOLE)
         environment = {
             **os.environ,
             "FLINK_HOME": str(self.home),
@@ -197,10 +204,6 @@ class FlinkCluster:
             return self.submitted()
 
         wait_until(ready, timeout_s, "the Flink job", interval_s=0.5)
-
-    def finished(self) -> bool:
-        """A bounded job finished: the JobManager (application mode) exits when its job ends."""
-        return self.jobmanager.process is not None and self.jobmanager.process.poll() is not None
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(f"--- {p.name}\n{p.tail(lines)}" for p in (self.jobmanager, self.taskmanager))

@@ -25,8 +25,9 @@ log = logging.getLogger("jobs.runner")
 # The local mini-cluster runs in the JVM PyFlink launches on its first call, so its options must be
 # set before that. The parallel collector instead of G1 (the JVM's default here) took the full job
 # set from ~42 s to ~34 s of CPU per 454k events (mean of three runs each): short-lived rows are most
-# of what Flink allocates, and G1's write barriers tax every store. A job cluster sets its own
-# (`env.java.opts.taskmanager`); JVM_ARGS set by the caller win.
+# of what Flink allocates, and G1's write barriers tax every store. This reaches only the
+# mini-cluster; a Flink cluster's JVMs take their options from its config (env.java.opts.*), where
+# neither the chart nor devstack.flink_cluster sets a collector yet. JVM_ARGS set by the caller win.
 os.environ.setdefault("JVM_ARGS", "-XX:+UseParallelGC")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Event time handed to Python as text: thread-mode Python receives SQL timestamps as Java objects.
