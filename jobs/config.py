@@ -53,7 +53,10 @@ class JobConfig:
     """A partition without input holds back the watermark of every operator it feeds until marked
     idle. Idleness is measured in the source task's time, so a short timeout also fires on a
     partition whose records are fetched but not yet emitted (a backlog at start or after a
-    restore): at 1 s, `make run` turned 1,372 of its first 5,465 events late, at 30 s none."""
+    restore): at 1 s, `make run` turned 1,372 of its first 5,465 events late, at 30 s none.
+    Too short the other way: a partition idle during a broker outage that resumes after the others
+    has its first events late, so it must exceed a partition's quiet gap plus the longest outage
+    (a replicated topic fails over in seconds; the single local broker restarts in ~22 s)."""
     restore_from: str | None = None
     metrics_port: str = "9249-9299"
     rest_port: int | None = None
