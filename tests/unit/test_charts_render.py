@@ -9,9 +9,11 @@ Also the rendering helpers the other chart tests import (`render`, `helm`, `CHAR
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import re
 import subprocess
+import zipfile
 from pathlib import Path
 
 import kubernetes_validate
@@ -198,16 +200,17 @@ def test_chart_follows_conventions(chart: str) -> None:
 # --- the jobs image (jobs/Dockerfile) and what the charts run in it ------------------------------
 
 DOCKERFILE = ROOT / "jobs" / "Dockerfile"
-# The first words Flink's /docker-entrypoint.sh dispatches on; anything else it execs as given.
+# The first words Flink's /docker-entrypoint.sh dispatches on; anything else it execs as given
+# (checked against the script itself by test_flink_entrypoint_runs_the_rendered_args).
 FLINK_ENTRYPOINT_COMMANDS = ("jobmanager", "standalone-job", "taskmanager", "history-server")
-# StandaloneApplicationClusterConfigurationParserFactory's options: (short, long) -> takes a value.
+# StandaloneApplicationClusterConfigurationParserFactory's options in Flink 2 (plus -D): (short,
+# long) -> takes a value. Flink 2 dropped --host and --webui-port; checked against the pinned
+# flink-dist by test_standalone_job_options_are_the_pinned_flinks.
 STANDALONE_JOB_OPTIONS = {
     ("c", "configDir"): True,
-    ("jarfile", "jar-file"): True,
-    ("r", "webui-port"): True,
+    ("jars", "jars"): True,
     ("j", "job-classname"): True,
     ("jid", "job-id"): True,
-    ("h", "host"): True,
     ("s", "fromSavepoint"): True,
     ("n", "allowNonRestoredState"): False,
 }
@@ -300,10 +303,12 @@ def test_jobmanager_runs_the_job_in_application_mode(environment: str | None) ->
     args = jobmanager["args"]
     assert args[0] in FLINK_ENTRYPOINT_COMMANDS
     options, program = standalone_job(args)
+    assert "job-id" in options, f"the entry point's options ended before --job-id, at {program[:2]}"
     assert re.fullmatch(r"[0-9a-f]{32}", options["job-id"])
     assert options["fromSavepoint"] == "s3://b/savepoints/sp-1"
     assert options["job-classname"] == PYTHON_DRIVER
-    assert ("host" in options) is (environment in ("qa", "prod"))
+    # with HA the JobManager announces its pod IP (Flink 2 has no --host: it would end the options)
+    assert ("-Djobmanager.rpc.address=$(POD_IP)" in options) is (environment in ("qa", "prod"))
     module, job_args = python_program(program)
     assert module == "jobs"
     parsed = parser().parse_args(job_args)
@@ -344,3 +349,96 @@ def test_taskmanager_and_loader_commands_are_the_images(environment: str | None)
     }
     images = {taskmanager["image"].rsplit(":", 1)[0], loader["image"].rsplit(":", 1)[0]}
     assert images == {"ghcr.io/fleet-monitor/jobs"}, "the loader runs from the jobs image"
+
+
+def flink_dist() -> Path:
+    """flink-dist of the apache-flink wheel: the Flink version the image pins (tested above)."""
+    package = Path(importlib.util.find_spec("pyflink").submodule_search_locations[0])
+    return next((package / "lib").glob("flink-dist-*.jar"))
+
+
+def class_constants(data: bytes, *names: str) -> dict[str, bool]:
+    """Whether each name is a string constant of a class file (length-prefixed in its pool)."""
+    return {name: len(name).to_bytes(2, "big") + name.encode() in data for name in names}
+
+
+def test_standalone_job_options_are_the_pinned_flinks() -> None:
+    """STANDALONE_JOB_OPTIONS, which the JobManager tests split the rendered args with, are the
+    options of the pinned Flink's application-mode entry point. Flink 1 also took --host, which
+    Flink 2 dropped: there it ended the options, so --job-id and --job-classname became program
+    arguments and the JobManager of every HA release (qa, prod) failed at start."""
+    with zipfile.ZipFile(flink_dist()) as jar:
+        factory = jar.read(
+            "org/apache/flink/container/entrypoint/StandaloneApplicationClusterConfigurationParserFactory.class"
+        )
+        common = jar.read("org/apache/flink/runtime/entrypoint/parser/CommandLineOptions.class")
+        frontend = jar.read("org/apache/flink/client/cli/CliFrontendParser.class")
+    registered = class_constants(
+        factory,
+        "CONFIG_DIR_OPTION",
+        "DYNAMIC_PROPERTY_OPTION",
+        "JARS_OPTION",
+        "JOB_CLASS_NAME_OPTION",
+        "JOB_ID_OPTION",
+        "SAVEPOINT_PATH_OPTION",
+        "SAVEPOINT_ALLOW_NON_RESTORED_OPTION",
+        "HOST_OPTION",
+        "REST_PORT_OPTION",
+    )
+    assert registered == {**dict.fromkeys(registered, True), "HOST_OPTION": False, "REST_PORT_OPTION": False}
+    assert all(class_constants(common, "configDir", "D").values())
+    assert all(class_constants(factory, "jars", "j", "job-classname", "jid", "job-id").values())
+    assert all(class_constants(frontend, "s", "fromSavepoint", "n", "allowNonRestoredState").values())
+    assert not any(class_constants(common + factory, "host", "webui-port").values())
+    long_names = {long for _, long in STANDALONE_JOB_OPTIONS}
+    assert long_names == {"configDir", "jars", "job-classname", "job-id", "fromSavepoint", "allowNonRestoredState"}
+
+
+# Flink's /docker-entrypoint.sh is not in this repository (jobs/Dockerfile copies it out of the
+# official image): point FLINK_DOCKER_ENTRYPOINT at a copy of the pinned image's to run this test,
+# e.g. `docker run --rm --entrypoint cat flink:2.3.0-java17 /docker-entrypoint.sh > /tmp/entrypoint.sh`.
+FLINK_ENTRYPOINT = os.environ.get("FLINK_DOCKER_ENTRYPOINT", "")
+FLINK_BIN_STUB = """#!/bin/sh
+for arg in "$(basename "$0")" "$@"; do printf '%s\\n' "$arg"; done > "$RECORD"
+"""
+
+
+@pytest.mark.skipif(not Path(FLINK_ENTRYPOINT).is_file(), reason="FLINK_DOCKER_ENTRYPOINT: no copy of the script")
+@pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
+def test_flink_entrypoint_runs_the_rendered_args(environment: str | None, tmp_path: Path) -> None:
+    """The real entrypoint, with Flink's bin/ scripts stubbed to record how they are called: the
+    rendered args make it start the JobManager in application mode and the TaskManager, not fall
+    through to running the args as a command (its answer to a first word it does not know)."""
+    home, stubs = tmp_path / "flink", tmp_path / "stubs"
+    (home / "conf").mkdir(parents=True)
+    (home / "bin").mkdir()
+    stubs.mkdir()
+    for script in ("standalone-job.sh", "jobmanager.sh", "taskmanager.sh", "historyserver.sh"):
+        (home / "bin" / script).write_text(FLINK_BIN_STUB)
+    (home / "bin" / "config-parser-utils.sh").write_text("#!/bin/sh\n")  # edits conf/config.yaml
+    (stubs / "gosu").write_text('#!/bin/sh\nshift\nexec "$@"\n')  # drops root, as in the image
+    for path in [*(home / "bin").iterdir(), *stubs.iterdir()]:
+        path.chmod(0o755)
+
+    def run(args: list[str]) -> subprocess.CompletedProcess:
+        env = {
+            "PATH": f"{stubs}:/usr/bin:/bin",
+            "FLINK_HOME": str(home),
+            "RECORD": str(tmp_path / "record"),
+            "DISABLE_JEMALLOC": "true",
+            "JOB_MANAGER_RPC_ADDRESS": "fleet-monitor-flink-job-jobmanager",
+        }
+        args = [arg.replace("$(POD_IP)", "10.1.2.3") for arg in args]  # as the kubelet expands them
+        command = ["bash", FLINK_ENTRYPOINT, *args]
+        return subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=30)
+
+    usage = re.search(r"Usage: \S+ \(([^)]*)\)", run(["help"]).stdout).group(1)
+    assert set(usage.split("|")) == set(FLINK_ENTRYPOINT_COMMANDS)
+    docs = render("flink-job", environment, "job.initialSavepointPath=s3://b/savepoints/sp-1")
+    for name, script in (("jobmanager", "standalone-job.sh"), ("taskmanager", "taskmanager.sh")):
+        args = container(docs, f"fleet-monitor-flink-job-{name}")["args"]
+        result = run(args)
+        assert result.returncode == 0, result.stderr
+        recorded = (tmp_path / "record").read_text().splitlines()
+        expected = [arg.replace("$(POD_IP)", "10.1.2.3") for arg in args[1:]]
+        assert recorded == [script, "start-foreground", *expected]
