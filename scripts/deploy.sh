@@ -68,11 +68,12 @@ image=()
 if [ -n "${OPERATOR_IMAGE:-}" ]; then
   image=(--set "image.repository=${OPERATOR_IMAGE%:*}" --set "image.tag=${OPERATOR_IMAGE##*:}")
 fi
+# The FleetMonitor's namespace first: with watchNamespaces the operator chart puts its Role there.
+kubectl "${context[@]}" create namespace "$namespace" --dry-run=client -o yaml | kubectl "${context[@]}" apply -f -
 echo "deploy: operator chart -> $operator_ns"
 helm "${helm_context[@]}" upgrade --install fleet-operator "$ROOT/charts/fleet-operator" \
   -n "$operator_ns" --create-namespace "${image[@]}" --wait --timeout 5m
 kubectl "${context[@]}" apply -f "$ROOT/charts/fleet-operator/crds/"  # helm never upgrades CRDs
-kubectl "${context[@]}" create namespace "$namespace" --dry-run=client -o yaml | kubectl "${context[@]}" apply -f -
 echo "deploy: FleetMonitor $namespace/$name ($env)"
 kubectl "${context[@]}" apply -f "$resource"
 echo "deploy: waiting for Ready (kubectl get fm -n $namespace shows progress)"
