@@ -367,3 +367,33 @@ def test_loader_reaches_kafka_and_the_database_only(environment: str) -> None:
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == "9100"
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_generated_api_key_is_an_entry_the_api_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """API_KEYS from the generated Secret goes through the API's own settings parser (a bare
+    random string stops the API at start) and names the token the Secret also holds."""
+    from api.security import identify
+    from api.settings import Settings
+
+    docs = render("api", "prod")
+    container = pod_spec(main_workload(docs, "api"))["containers"][0]
+    ref = next(e for e in container["env"] if e["name"] == "API_KEYS")["valueFrom"]["secretKeyRef"]
+    data = find(docs, "Secret", ref["name"])[0]["data"]
+    secret = {key: base64.b64decode(value).decode() for key, value in data.items()}
+    monkeypatch.setenv("API_KEYS", secret[ref["key"]])
+    monkeypatch.delenv("API_KEYS_FILE", raising=False)
+    keys = Settings.from_env(database_url="postgresql://x").api_keys
+    assert len(keys) == 1
+    assert identify(secret["token"], keys) == keys[0].name
+    assert identify(secret["token"] + "x", keys) is None
+
+
+@pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
+def test_vector_disk_buffer_size_renders_as_an_integer(environment: str | None) -> None:
+    """Vector's buffer max_size is an integer field: a float (8.589934592e+09) fails its config load."""
+    docs = render("vector", environment)
+    configmap = next(d for d in find(docs, "ConfigMap") if "vector.yaml" in d.get("data", {}))
+    size = yaml.safe_load(configmap["data"]["vector.yaml"])["sinks"]["alarm_events"]["buffer"]["max_size"]
+    values = ROOT / "environments" / environment / "values" / "vector.yaml" if environment else None
+    expected = yaml.safe_load((values or ROOT / "charts" / "vector" / "values.yaml").read_text())["buffer"]
+    assert type(size) is int and size == expected["maxSizeBytes"]

@@ -36,7 +36,7 @@ sinks:
       timeout_secs: {{ .Values.sink.batch.timeoutSecs }}
     buffer:
       type: disk
-      max_size: {{ .Values.buffer.maxSizeBytes }}
+      max_size: {{ .Values.buffer.maxSizeBytes | int64 }}{{/* YAML numbers arrive as float64 (8.589934592e+09); Vector takes integers only */}}
       when_full: block
     acknowledgements:
       enabled: true
