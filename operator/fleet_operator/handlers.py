@@ -341,7 +341,9 @@ async def heal_once(rt: Runtime, body: kopf.Body, memo: kopf.Memo, logger: loggi
     kafka = (spec.get("components") or {}).get("kafka") or {}
     if kafka.get("enabled", True):
         bootstrap = kafka.get("bootstrapServers") or f"{name}-kafka.{namespace}.svc:9092"
-        report = await heal_topics(bootstrap, model.topics(spec))
+        releases = model.desired_releases(name, spec, rt.settings.charts_dir, rt.settings.environments_dir)
+        replication = model.kafka_replication(model.kafka_values(releases, rt.settings.charts_dir))
+        report = await heal_topics(bootstrap, model.topics(spec, *replication))
         if report.created:
             kopf.info(body, reason="TopicsCreated", message=", ".join(report.created))
         if report.drift:

@@ -120,8 +120,19 @@ def thresholds_values(spec: dict) -> dict:
         raise SpecError(problems) from None
 
 
-def topics(spec: dict) -> dict[str, dict]:
-    """Every topic of the contracts with its partitions, replication factor and config."""
+def kafka_replication(values: dict) -> tuple[int, int]:
+    """(default replication factor, brokers) of a kafka release's values as charts/kafka reads them:
+    replication.defaultReplicationFactor capped at replicaCount (both 1 in the chart's defaults)."""
+    brokers = int(values.get("replicaCount", 1))
+    factor = int((values.get("replication") or {}).get("defaultReplicationFactor", 1))
+    return min(factor, brokers), brokers
+
+
+def topics(spec: dict, replication_factor: int = 1, brokers: int | None = None) -> dict[str, dict]:
+    """Every topic of the contracts with its partitions, replication factor and config. A factor
+    the spec leaves out is `replication_factor` (the kafka release's, see kafka_replication); like
+    the chart, none exceeds `brokers`. min.insync.replicas above a topic's factor is refused: every
+    acks=all write (the jobs' transactions) would fail."""
     declared = spec.get("topics") or {}
     overrides = declared.get("overrides") or {}
     unknown = sorted(set(overrides) - set(ALL_TOPICS))
@@ -130,10 +141,22 @@ def topics(spec: dict) -> dict[str, dict]:
     result = {}
     for name in ALL_TOPICS:
         override = overrides.get(name) or {}
+        factor = override.get("replicationFactor", declared.get("replicationFactor", replication_factor))
+        if brokers is not None:
+            factor = min(factor, brokers)
+        config = {**(declared.get("config") or {}), **(override.get("config") or {})}
+        min_insync = str(config.get("min.insync.replicas", 1))
+        if min_insync.isdigit() and int(min_insync) > factor:
+            own = "replicationFactor" in override or "min.insync.replicas" in (override.get("config") or {})
+            where = f"spec.topics.overrides.{name}" if own else "spec.topics"
+            raise SpecError(
+                f"{where}: min.insync.replicas {min_insync} is above the replication factor "
+                f"{factor} of {name}: every acks=all write to it would fail"
+            )
         result[name] = {
             "partitions": override.get("partitions", declared.get("partitions", 6)),
-            "replicationFactor": override.get("replicationFactor", declared.get("replicationFactor", 1)),
-            "config": {**(declared.get("config") or {}), **(override.get("config") or {})},
+            "replicationFactor": factor,
+            "config": config,
         }
     return result
 
@@ -146,7 +169,8 @@ def _wiring(name: str, component: str, spec: dict) -> dict:
         values["topicDefaults"] = {"partitions": declared.get("partitions", 6)}
         if declared.get("config"):
             values["topicDefaults"]["config"] = declared["config"]
-        values["replication"] = {"defaultReplicationFactor": declared.get("replicationFactor", 1)}
+        if "replicationFactor" in declared:  # else the environment's overlay (prod: 3, min ISR 2)
+            values["replication"] = {"defaultReplicationFactor": declared["replicationFactor"]}
         if declared.get("overrides"):
             values["topicOverrides"] = declared["overrides"]
     elif component == "timescaledb" and spec.get("retention"):
@@ -166,7 +190,6 @@ def desired_releases(name: str, spec: dict, charts_dir: Path, environments_dir: 
     components = spec.get("components") or {}
     jobs = spec.get("jobs") or {}
     thresholds = thresholds_values(spec)
-    topics(spec)  # validates the overrides
     releases = []
     for stage, members in enumerate(STAGES):
         for component in members:
@@ -210,7 +233,14 @@ def desired_releases(name: str, spec: dict, charts_dir: Path, environments_dir: 
                     inputs_hash=inputs_hash(chart, version, values),
                 )
             )
+    topics(spec, *kafka_replication(kafka_values(releases, charts_dir)))  # refuses what cannot work
     return releases
+
+
+def kafka_values(releases: list[Release], charts_dir: Path) -> dict:
+    """The kafka release's values over its chart's defaults (what the topics are created from)."""
+    kafka = next(release for release in releases if release.component == "kafka")
+    return merge_values(read_yaml(charts_dir / "kafka" / "values.yaml"), kafka.values)
 
 
 def by_stage(releases: list[Release], reverse: bool = False) -> list[list[Release]]:

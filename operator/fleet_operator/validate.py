@@ -13,14 +13,15 @@ from fleet_operator import model, openapi
 from fleet_operator.settings import Settings
 
 
-def problems(document: dict, crd: dict) -> list[str]:
+def problems(document: dict, crd: dict, settings: Settings | None = None) -> list[str]:
     schema = openapi.version_schema(crd, document.get("apiVersion", "/").split("/")[-1])
     document = openapi.apply_defaults(schema, document)
     found = openapi.validate(schema, document)
     if not found:
-        try:
-            model.thresholds_values(document["spec"])
-            model.topics(document["spec"])
+        settings = settings or Settings.from_env()
+        name = (document.get("metadata") or {}).get("name", "fleet-monitor")
+        try:  # thresholds, and topics against the environment's Kafka values, as the operator does
+            model.desired_releases(name, document["spec"], settings.charts_dir, settings.environments_dir)
         except model.SpecError as error:
             found.append(str(error))
     return found
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fleet_operator.validate", description=__doc__)
     parser.add_argument("files", nargs="+", type=Path, help="FleetMonitor YAML files")
     args = parser.parse_args(argv)
-    crd_path = Settings.from_env().crd_path
+    settings = Settings.from_env()
+    crd_path = settings.crd_path
     if not crd_path.is_file():
         print(f"validate: CRD file {crd_path} not found (set FLEET_CRD_PATH)", file=sys.stderr)
         return 2
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for document in yaml.safe_load_all(path.read_text()):
             name = (document or {}).get("metadata", {}).get("name", "?")
-            for problem in problems(document or {}, crd):
+            for problem in problems(document or {}, crd, settings):
                 print(f"{path}: FleetMonitor {name}: {problem}", file=sys.stderr)
                 failed = True
     if not failed:

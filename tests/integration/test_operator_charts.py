@@ -4,6 +4,7 @@ operator sets that a chart does not accept fails here)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -18,8 +19,8 @@ CRD = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").re
 pytestmark = pytest.mark.integration
 
 
-def _releases(env: str) -> list[model.Release]:
-    obj = yaml.safe_load((ROOT / f"environments/{env}/fleetmonitor.yaml").read_text())
+def _releases(env: str, obj: dict | None = None) -> list[model.Release]:
+    obj = obj or yaml.safe_load((ROOT / f"environments/{env}/fleetmonitor.yaml").read_text())
     spec = openapi.apply_defaults(openapi.version_schema(CRD), obj)["spec"]
     return model.desired_releases(obj["metadata"]["name"], spec, ROOT / "charts", ROOT / "environments")
 
@@ -79,3 +80,91 @@ def test_the_operator_chart_renders_and_its_rbac_is_namespaced_when_asked(tmp_pa
         check=False,
     )
     assert bad.returncode != 0 and "replicaCount" in bad.stderr
+
+
+def _fleetmonitor(env: str, *removed: str) -> dict:
+    """The environment's FleetMonitor, optionally with one key removed (e.g. "spec", "topics")."""
+    obj = yaml.safe_load((ROOT / f"environments/{env}/fleetmonitor.yaml").read_text())
+    if removed:
+        parent = obj
+        for key in removed[:-1]:
+            parent = parent[key]
+        del parent[removed[-1]]
+    return obj
+
+
+def _render(release: model.Release, env: str, tmp_path: Path) -> list[dict]:
+    values = tmp_path / f"{release.name}.yaml"
+    values.write_text(yaml.safe_dump(release.values))
+    chart = ROOT / "charts" / release.chart
+    rendered = subprocess.run(
+        [str(HELM), "template", release.name, str(chart), "-n", f"fleet-{env}", "-f", str(values)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [d for d in yaml.safe_load_all(rendered) if d]
+
+
+@pytest.mark.parametrize(
+    ("env", "removed"),
+    [
+        ("dev", ()),
+        ("qa", ()),
+        ("prod", ()),
+        ("qa", ("spec", "topics")),
+        ("prod", ("spec", "topics")),
+        ("prod", ("spec", "topics", "replicationFactor")),
+    ],
+    ids=["dev", "qa", "prod", "qa-no-topics", "prod-no-topics", "prod-no-replication-factor"],
+)
+def test_kafka_min_insync_replicas_never_exceed_the_replication_factor(env, removed, tmp_path):
+    """The kafka release as the operator renders it: three brokers mean replication factor 3 with
+    min.insync.replicas 2 (topics, offsets and transaction logs), whether or not the FleetMonitor
+    declares topics; a spec without them used to get factor 1 beside the overlay's min ISR 2. In
+    any environment no topic asks for more in-sync replicas than it has (acks=all would fail), and
+    the operator's self-healing creates topics with the factor the chart does."""
+    obj = _fleetmonitor(env, *removed)
+    releases = _releases(env, obj)
+    documents = _render(next(r for r in releases if r.component == "kafka"), env, tmp_path)
+    brokers = next(d for d in documents if d["kind"] == "StatefulSet")["spec"]["replicas"]
+    properties = next(d for d in documents if d["kind"] == "ConfigMap")["data"]["server.properties"]
+    broker = dict(line.strip().split("=", 1) for line in properties.splitlines() if "=" in line and "#" not in line)
+    script = next(d for d in documents if d["kind"] == "Job")["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    created = {
+        topic: (int(factor), dict(re.findall(r'--config "([^=]+)=([^"]*)"', rest)))
+        for topic, factor, rest in re.findall(
+            r'--create --if-not-exists --topic "([^"]+)" .*?--replication-factor (\d+)(.*)', script
+        )
+    }
+    assert len(created) == len(model.ALL_TOPICS)
+    for factor, min_isr in (
+        ("default.replication.factor", "min.insync.replicas"),
+        ("transaction.state.log.replication.factor", "transaction.state.log.min.isr"),
+    ):
+        assert int(broker[min_isr]) <= int(broker[factor]) <= brokers
+        if brokers >= 3:
+            assert (int(broker[factor]), int(broker[min_isr])) == (3, 2)
+    assert int(broker["offsets.topic.replication.factor"]) == min(brokers, 3)
+    spec = openapi.apply_defaults(openapi.version_schema(CRD), obj)["spec"]
+    healed = model.topics(spec, *model.kafka_replication(model.kafka_values(releases, ROOT / "charts")))
+    for topic, (factor, config) in created.items():
+        assert int(config.get("min.insync.replicas", broker["min.insync.replicas"])) <= factor, topic
+        assert healed[topic]["replicationFactor"] == factor, topic
+        if brokers >= 3:
+            assert factor == 3, topic
+
+
+@pytest.mark.parametrize("env", ["dev", "qa", "prod"])
+def test_kafka_heap_fits_the_container_the_operator_sizes(env, tmp_path):
+    """-Xmx at most 60% of the broker's memory limit as the FleetMonitor sets it (prod: 4Gi,
+    where the overlay's fixed 4g heap left nothing for page cache and off-heap memory)."""
+    kafka = next(r for r in _releases(env) if r.component == "kafka")
+    workload = next(d for d in _render(kafka, env, tmp_path) if d["kind"] == "StatefulSet")
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    heap = next(e["value"] for e in container["env"] if e["name"] == "KAFKA_HEAP_OPTS")
+    number, unit = re.search(r"-Xmx([0-9]+)([kKmMgG]?)", heap).groups()
+    heap_bytes = int(number) * {"k": 2**10, "m": 2**20, "g": 2**30, "": 1}[unit.lower()]
+    limit, limit_unit = re.fullmatch(r"([0-9]+)(Mi|Gi)", container["resources"]["limits"]["memory"]).groups()
+    limit_bytes = int(limit) * {"Mi": 2**20, "Gi": 2**30}[limit_unit]
+    assert 0.25 * limit_bytes <= heap_bytes <= 0.6 * limit_bytes, f"{heap} in {limit}{limit_unit}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 
@@ -397,3 +398,54 @@ def test_vector_disk_buffer_size_renders_as_an_integer(environment: str | None) 
     values = ROOT / "environments" / environment / "values" / "vector.yaml" if environment else None
     expected = yaml.safe_load((values or ROOT / "charts" / "vector" / "values.yaml").read_text())["buffer"]
     assert type(size) is int and size == expected["maxSizeBytes"]
+
+
+def test_kafka_refuses_topics_with_more_in_sync_replicas_than_replicas() -> None:
+    """A topic's min.insync.replicas above its replication factor (capped at the brokers) fails
+    the render, naming the topic, instead of failing every acks=all write; a per-topic factor (the
+    FleetMonitor's spec.topics.overrides) is accepted and used."""
+    with pytest.raises(AssertionError, match=r"fleet\.tire-readings has min\.insync\.replicas 2 above .* factor 1"):
+        render("kafka", "prod", "replicaCount=1", r"topicDefaults.config.min\.insync\.replicas=2")
+    with pytest.raises(AssertionError, match=r"fleet\.alerts has min\.insync\.replicas 2 above .* factor 1"):
+        render(
+            "kafka",
+            "prod",
+            r"topicDefaults.config.min\.insync\.replicas=2",
+            r"topicOverrides.fleet\.alerts.replicationFactor=1",
+        )
+    docs = render("kafka", "prod", r"topicOverrides.fleet\.alerts.replicationFactor=2")
+    script = find(docs, "Job", "fleet-monitor-kafka-topics")[0]["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    assert '--topic "fleet.alerts" --partitions 12 --replication-factor 2 ' in script
+    assert '--topic "fleet.trips" --partitions 12 --replication-factor 3 ' in script
+
+
+QUANTITY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9, "": 1}
+JVM_SIZE = {"k": 2**10, "m": 2**20, "g": 2**30, "": 1}
+
+
+def memory_bytes(quantity: str | int) -> int:
+    number, unit = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(quantity)).groups()
+    return int(float(number) * QUANTITY[unit])
+
+
+def kafka_heap_share(docs: list[dict]) -> float:
+    """-Xmx of the broker as a share of its container's memory limit."""
+    container = pod_spec(main_workload(docs, "kafka"))["containers"][0]
+    heap = next(e["value"] for e in container["env"] if e["name"] == "KAFKA_HEAP_OPTS")
+    number, unit = re.search(r"-Xmx([0-9]+)([kKmMgG]?)", heap).groups()
+    return int(number) * JVM_SIZE[unit.lower()] / memory_bytes(container["resources"]["limits"]["memory"])
+
+
+@pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
+@pytest.mark.parametrize("limit", [None, "4Gi", "1536Mi", "3G"])
+def test_kafka_heap_leaves_the_page_cache_room(environment: str | None, limit: str | None) -> None:
+    """The broker's heap is at most 60% of its memory limit, whatever limit the operator's
+    `resources` sets (prod's FleetMonitor: 4Gi, once with a 4g heap: OOM-killed under load)."""
+    docs = render("kafka", environment, *([f"resources.limits.memory={limit}"] if limit else []))
+    assert 0.25 <= kafka_heap_share(docs) <= 0.6
+
+
+def test_kafka_refuses_a_heap_that_does_not_fit() -> None:
+    with pytest.raises(AssertionError, match=r"heapOpts -Xmx4g is over 60% of the memory limit 4Gi"):
+        render("kafka", "prod", "resources.limits.memory=4Gi", "heapOpts=-Xms4g -Xmx4g")
+    assert kafka_heap_share(render("kafka", "prod", "heapOpts=-Xms4g -Xmx4g")) == 0.5  # of prod's 8Gi

@@ -122,6 +122,36 @@ def test_kafka_and_timescaledb_receive_topics_and_retention(dirs):
     assert rel["timescaledb"].values["retention"] == {"readings": "3 days"}
 
 
+def test_kafka_replication_comes_from_the_environment_unless_the_spec_sets_it(dirs):
+    """A spec without topics.replicationFactor keeps the overlay's (prod: 3 beside min ISR 2);
+    the CRD default of 1 used to override it, leaving 1 replica under min.insync.replicas 2."""
+    _, envs = dirs
+    (envs / "qa/values/kafka.yaml").write_text(
+        "replicaCount: 3\nreplication: {defaultReplicationFactor: 3, minInsyncReplicas: 2}\n"
+    )
+    kafka = releases(dirs, {"topics": {"partitions": 6}})["kafka"]
+    assert kafka.values["replication"] == {"defaultReplicationFactor": 3, "minInsyncReplicas": 2}
+    assert model.kafka_replication(kafka.values) == (3, 3)
+    assert releases(dirs, {"topics": {"replicationFactor": 2}})["kafka"].values["replication"] == {
+        "defaultReplicationFactor": 2,
+        "minInsyncReplicas": 2,
+    }
+    assert model.kafka_replication({"replicaCount": 1, "replication": {"defaultReplicationFactor": 3}}) == (1, 1)
+    assert model.kafka_replication({}) == (1, 1)  # the chart's defaults
+    topics = model.topics({"topics": {"config": {"min.insync.replicas": "2"}}}, 3, 3)
+    assert {t["replicationFactor"] for t in topics.values()} == {3}
+
+
+def test_min_insync_replicas_above_the_replication_factor_is_refused(dirs):
+    with pytest.raises(model.SpecError, match=r"^spec.topics: min.insync.replicas 2 is above the replication factor 1"):
+        model.topics({"topics": {"replicationFactor": 1, "config": {"min.insync.replicas": "2"}}})
+    with pytest.raises(model.SpecError, match=r"^spec.topics.overrides.fleet.alerts: .* factor 2 of fleet.alerts"):
+        model.topics({"topics": {"overrides": {"fleet.alerts": {"config": {"min.insync.replicas": "3"}}}}}, 3, 2)
+    # the operator refuses it before any release is touched (status InvalidSpec)
+    with pytest.raises(model.SpecError, match=r"min\.insync\.replicas"):
+        releases(dirs, {"topics": {"config": {"min.insync.replicas": "2"}}})
+
+
 def test_topics_default_to_the_contracts():
     topics = model.topics({"topics": {"partitions": 4, "overrides": {"fleet.trips": {"partitions": 9}}}})
     assert list(topics) == list(ALL_TOPICS)
@@ -194,7 +224,8 @@ def test_crd_schema_defaults_and_field_named_errors():
     }
     defaulted = openapi.apply_defaults(SCHEMA, obj)
     assert defaulted["spec"]["components"]["api"]["enabled"] is True
-    assert defaulted["spec"]["topics"] == {"partitions": 6, "replicationFactor": 1}
+    # no replication factor default: the environment's Kafka values decide (see below)
+    assert defaulted["spec"]["topics"] == {"partitions": 6}
     assert openapi.validate(SCHEMA, defaulted) == []
     bad = {"spec": {"environment": "qa", "components": {"api": {"resources": {"limits": {"cpu": "lots"}}}}}}
     assert openapi.validate(SCHEMA, bad)[0].startswith("spec.components.api.resources.limits.cpu:")
