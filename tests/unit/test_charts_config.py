@@ -449,3 +449,20 @@ def test_kafka_refuses_a_heap_that_does_not_fit() -> None:
     with pytest.raises(AssertionError, match=r"heapOpts -Xmx4g is over 60% of the memory limit 4Gi"):
         render("kafka", "prod", "resources.limits.memory=4Gi", "heapOpts=-Xms4g -Xmx4g")
     assert kafka_heap_share(render("kafka", "prod", "heapOpts=-Xms4g -Xmx4g")) == 0.5  # of prod's 8Gi
+
+
+def test_grafana_runs_one_replica_on_its_readwriteonce_volume() -> None:
+    """Grafana's SQLite state is on one ReadWriteOnce volume: prod (overlay and FleetMonitor) runs
+    one replica, replaced with Recreate, and the chart refuses a second."""
+    docs = render("grafana", "prod")
+    deployment = main_workload(docs, "grafana")
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    claim = find(docs, "PersistentVolumeClaim", "fleet-monitor-grafana")[0]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+    assert volumes["storage"]["persistentVolumeClaim"]["claimName"] == "fleet-monitor-grafana"
+    spec = yaml.safe_load((ROOT / "environments" / "prod" / "fleetmonitor.yaml").read_text())["spec"]
+    assert spec["components"]["grafana"].get("replicas", 1) == 1
+    for sets in (["replicaCount=2"], ["replicaCount=2", "persistence.enabled=false"]):
+        with pytest.raises(AssertionError, match="replicaCount must be 1"):
+            render("grafana", "prod", *sets)
