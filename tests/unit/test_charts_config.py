@@ -466,3 +466,28 @@ def test_grafana_runs_one_replica_on_its_readwriteonce_volume() -> None:
     for sets in (["replicaCount=2"], ["replicaCount=2", "persistence.enabled=false"]):
         with pytest.raises(AssertionError, match="replicaCount must be 1"):
             render("grafana", "prod", *sets)
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_generated_credentials_outlive_an_uninstall_with_the_volumes_they_open(chart: str) -> None:
+    """A chart whose volumes survive `helm uninstall` (StatefulSet claims, kept PVCs) keeps the
+    generated Secrets its pods read too: a redeploy on the old volume needs the old database
+    password (TimescaleDB) or cluster id (Kafka), and `lookup` reuses the kept Secret."""
+    docs = render(chart, "prod")
+    workload = main_workload(docs, chart)
+    kept_claims = workload["spec"].get("volumeClaimTemplates", []) + [
+        claim
+        for claim in find(docs, "PersistentVolumeClaim")
+        if claim["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep"
+    ]
+    generated = {secret["metadata"]["name"]: secret for secret in find(docs, "Secret")}
+    read = {
+        env["valueFrom"]["secretKeyRef"]["name"]
+        for container in pod_spec(workload)["containers"]
+        for env in container.get("env", [])
+        if "secretKeyRef" in env.get("valueFrom", {})
+    }
+    for name in read & set(generated) if kept_claims else ():
+        assert generated[name]["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep", name
+    if chart in ("timescaledb", "kafka"):
+        assert kept_claims and read & set(generated), "the case this test is about"
