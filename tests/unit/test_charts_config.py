@@ -491,3 +491,25 @@ def test_generated_credentials_outlive_an_uninstall_with_the_volumes_they_open(c
         assert generated[name]["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep", name
     if chart in ("timescaledb", "kafka"):
         assert kept_claims and read & set(generated), "the case this test is about"
+
+
+# timescaledb-tune's --memory: PostgreSQL's byte format (its internal/parse pgBytesRegex), units of 1024.
+TUNE_MEMORY = re.compile(r"^([0-9]+)((?:k|M|G|T)B)?$")
+TUNE_UNITS = {"kB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40, None: 1}
+
+
+@pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
+@pytest.mark.parametrize("limit", [None, "1536Mi", "4G"])
+def test_timescaledb_tune_memory_is_in_the_format_timescaledb_tune_reads(
+    environment: str | None, limit: str | None
+) -> None:
+    """TS_TUNE_MEMORY is the container's memory limit in a unit timescaledb-tune accepts ("4096MB",
+    not the Kubernetes quantity "4Gi", which stops the database's first start)."""
+    docs = render("timescaledb", environment, *([f"resources.limits.memory={limit}"] if limit else []))
+    container = pod_spec(main_workload(docs, "timescaledb"))["containers"][0]
+    value = next(e["value"] for e in container["env"] if e["name"] == "TS_TUNE_MEMORY")
+    match = TUNE_MEMORY.fullmatch(value)
+    assert match, f"timescaledb-tune refuses --memory={value}"
+    tuned = int(match.group(1)) * TUNE_UNITS[match.group(2)]
+    limit_bytes = memory_bytes(container["resources"]["limits"]["memory"])
+    assert limit_bytes - 2**20 < tuned <= limit_bytes

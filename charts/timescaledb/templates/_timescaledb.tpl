@@ -22,3 +22,18 @@
 {{- define "timescaledb.configValue" -}}
 {{- if and (kindIs "float64" .) (eq . (float64 (int64 .))) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
 {{- end }}
+
+{{/* TS_TUNE_MEMORY from the memory limit: timescaledb-tune takes PostgreSQL's byte format
+     (<integer>kB|MB|GB|TB, units of 1024) and stops the first start on a Kubernetes quantity such
+     as "4Gi". Whole MiB ("4Gi" -> "4096MB", "1536Mi" -> "1536MB", "4G" -> "3814MB"). */}}
+{{- define "timescaledb.tuneMemory" -}}
+{{- if kindIs "string" . }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" . }}
+{{- $factors := dict "" 0.00000095367431640625 "Ki" 0.0009765625 "Mi" 1.0 "Gi" 1024.0 "Ti" 1048576.0 "k" 0.000953674316 "M" 0.95367431640625 "G" 953.67431640625 "T" 953674.31640625 }}
+{{- $unit := trimPrefix $number . }}
+{{- if or (not $number) (not (hasKey $factors $unit)) }}{{ fail (printf "timescaledb: resources.limits.memory %q is not a memory quantity" .) }}{{ end }}
+{{- printf "%dMB" (mulf (float64 $number) (get $factors $unit) | floor | int64) }}
+{{- else }}
+{{- printf "%dMB" (divf (float64 .) 1048576.0 | floor | int64) }}
+{{- end }}
+{{- end }}
