@@ -5,18 +5,21 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-unit lint format bench
+.PHONY: help setup setup-kube cluster cluster-down run test test-unit lint format bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
-setup: ## install system packages, the .venv and pinned tools (idempotent)
+setup: ## install system packages, the .venv and the pinned Java artifacts (idempotent)
 	@scripts/setup.sh
+
+setup-kube: setup ## build helm, kubectl, kwok, etcd and the Kubernetes control plane from pinned Go modules (once per machine, ~25 min on 2 cores)
+	@scripts/setup-kube.sh
 
 run: setup ## run the platform locally on embedded defaults (ARGS="--duration 60")
 	@$(PY) -m devstack.run $(ARGS)
 
-test: setup ## run every test (unit, integration on real services, chart and operator checks)
+test: setup-kube ## run every test (unit, integration on real services, chart and operator checks)
 	@$(PY) -m pytest $(ARGS)
 
 test-unit: setup ## run the fast unit tests only
@@ -41,16 +44,22 @@ bench-e2e: setup ## whole pipeline: events/s in and processed, alarm latency p50
 # --- operator (kopf, FleetMonitor CRD, charts/fleet-operator) -----------------------------------
 .PHONY: test-operator
 
-test-operator: setup ## operator tests: unit, then kopf on the API emulator with real helm and broker
+test-operator: setup-kube ## operator tests: unit, then kopf on the API emulator with real helm and broker
 	@$(PY) -m pytest tests/unit/test_operator_model.py tests/integration/test_operator.py tests/integration/test_operator_healing.py tests/integration/test_operator_charts.py $(ARGS)
 
-deploy-%: setup ## deploy-dev|qa|prod: operator chart + environments/<env>/fleetmonitor.yaml, wait for Ready (KUBECONFIG, KUBE_CONTEXT)
+cluster: setup-kube ## start a local Kubernetes cluster (real control plane, kwok nodes) and print its KUBECONFIG
+	@$(PY) -m devstack.kube up $(ARGS)
+
+cluster-down: setup ## stop the local cluster and remove everything it made
+	@$(PY) -m devstack.kube down $(ARGS)
+
+deploy-%: setup-kube ## deploy-dev|qa|prod: operator chart + environments/<env>/fleetmonitor.yaml, wait for Ready (KUBECONFIG, KUBE_CONTEXT)
 	@scripts/deploy.sh $*
 
-undeploy-%: setup ## undeploy-dev|qa|prod: delete the FleetMonitor (releases removed in reverse order, volumes kept)
+undeploy-%: setup-kube ## undeploy-dev|qa|prod: delete the FleetMonitor (releases removed in reverse order, volumes kept)
 	@scripts/deploy.sh --undeploy $*
 
-port-forward-%: setup ## port-forward-dev|qa|prod: Grafana, API and Flink UIs on localhost, prints URLs and credentials
+port-forward-%: setup-kube ## port-forward-dev|qa|prod: Grafana, API and Flink UIs on localhost, prints URLs and credentials
 	@scripts/port-forward.sh $*
 
 # --- charts (charts/*, dashboards, Vector config, Prometheus rules, environments/*/values) -------
@@ -58,16 +67,16 @@ port-forward-%: setup ## port-forward-dev|qa|prod: Grafana, API and Flink UIs on
 CHART_TESTS := tests/unit/test_charts_render.py tests/unit/test_charts_config.py tests/unit/test_prometheus_rules.py \
 	tests/integration/test_dashboards.py tests/integration/test_vector.py tests/integration/test_charts_install.py
 
-charts-lint: setup ## helm lint --strict every chart with every environment overlay, promtool the rules
+charts-lint: setup-kube ## helm lint --strict every chart with every environment overlay, promtool the rules
 	@for c in kafka flink-job loader timescaledb vector grafana api generator; do for e in dev qa prod; do \
 	  .tools/bin/helm lint --strict --quiet charts/$$c -f environments/$$e/values/$$c.yaml || exit 1; done; done
 	@.tools/bin/helm lint --strict --quiet charts/fleet-operator  # one per cluster, no environment overlay
 	@promtool check rules charts/*/rules/*.rules.yaml
 
-charts-sync: setup ## regenerate the chart copies of contracts (topics, thresholds) and the Grafana dashboards
+charts-sync: setup-kube ## regenerate the chart copies of contracts (topics, thresholds) and the Grafana dashboards
 	@$(PY) scripts/sync-chart-config.py && $(PY) scripts/build-dashboards.py
 
-test-charts: setup ## chart tests: lint, kubernetes-validate, policies, dashboards SQL, Vector SQL, promtool, helm install/upgrade
+test-charts: setup-kube ## chart tests: lint, kubernetes-validate, policies, dashboards SQL, Vector SQL, promtool, helm install/upgrade
 	@$(PY) -m pytest $(CHART_TESTS) $(ARGS)
 
 # --- generator (fleet simulator: generator/, devstack/run.py) ------------------------------------

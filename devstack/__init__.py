@@ -1,6 +1,7 @@
-"""Real local services for the one-machine run and the tests: the Kafka-protocol broker and a
-private PostgreSQL server. Nothing here is mocked; both are the real binaries the project's
-scripts install (scripts/install-tools.sh, scripts/setup.sh)."""
+"""Real local services for the one-machine run and the tests: the Apache Kafka broker, a private
+PostgreSQL server, Flink run as the charts run it, and (devstack.kube) a Kubernetes control plane
+with kwok nodes. Nothing here is mocked; each is the real program the project's scripts install
+(scripts/setup.sh, scripts/setup-kube.sh)."""
 
 from devstack.broker import Broker
 from devstack.postgres import PrivatePostgres, postgres_url

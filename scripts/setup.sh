@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-shot development set-up on a fresh machine: system packages, the .venv with every
-# component's dependencies, and the pinned external tools. Idempotent; quiet when done.
+# component's dependencies, and the pinned Java artifacts (scripts/setup.d). The Kubernetes tools
+# are built by scripts/setup-kube.sh (make setup-kube). Idempotent; quiet when done.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,7 +35,6 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
   echo "$want" >"$STAMP"
 fi
 
-"$ROOT/scripts/install-tools.sh"
 for extra in "$ROOT"/scripts/setup.d/*.sh; do
   [ -e "$extra" ] && bash "$extra"
 done

@@ -5,6 +5,8 @@ for `pg_url` gets a database of its own, dropped afterwards. Kafka: one KRaft br
 jars, scripts/setup.d/java-artifacts.sh) on a free port for the whole session; `kafka_topics`
 creates fresh, uniquely named topics per test. `platform_broker` is a module's own broker with
 every platform topic under its default name, for the jobs and the loader as deployed.
+Kubernetes: `kube_cluster` is one real control plane with kwok nodes (devstack.kube) for the
+session; `kube` an admin client of it, and `namespace` a fresh namespace per test, removed after.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import pytest
 
 from contracts.topics import ALL_TOPICS
 from devstack import Broker, PrivatePostgres, postgres_url
+from devstack.kube.cluster import LocalCluster
+from tests.support.kube import Kube
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +78,25 @@ def kafka_topics(broker: Broker) -> Callable[..., list[str]]:
         return topics
 
     return create
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("kube"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(kube_cluster: LocalCluster) -> Kube:
+    return Kube(kube_cluster.kubeconfig)
+
+
+@pytest.fixture
+def namespace(kube: Kube) -> Iterator[str]:
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    kube.ensure_namespace(name)
+    yield name
+    kube.delete_namespace(name)
