@@ -1,8 +1,8 @@
 """Operator benchmark (tests/bench/README.md interface).
 
-1. create -> all releases requested: a FleetMonitor is created and the real kopf operator (on the
-   Kubernetes API emulator, real helm) requests every release. Baseline: the same releases
-   installed by calling helm directly, one after another, against the same emulator: the
+1. create -> all releases requested: a FleetMonitor is created and the operator, run as its chart
+   deploys it (on the local Kubernetes cluster, devstack.kube, real helm), requests every release. Baseline: the same releases
+   installed by calling helm directly, one after another, against the same cluster: the
    operator's overhead on top of Helm itself.
 2. reconcile cost of 100 unchanged resources: the operator's reconcile over 100 FleetMonitors
    whose releases are all up to date (input hashes match, so no Helm call). Baseline: ONE
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import kopf
 
-from tests.support.kube_emulator import wait_for
+from devstack.kube.cluster import LocalCluster
+from tests.support.kube import Kube, wait_for
 
 RESULTS = Path(__file__).parent / "results" / "operator.json"
 
@@ -37,10 +38,13 @@ def _release_count() -> int:
     return sum(len(stage) for stage in STAGES)
 
 
-def measure_create(root: Path) -> tuple[float, float]:
-    from tests.integration.operator_harness import NAMESPACE, platform
+def measure_create(root: Path, cluster: LocalCluster) -> tuple[float, float]:
+    from tests.integration.operator_harness import platform
 
-    with platform(root / "op") as p, p.operator():
+    namespace = "bench-create"
+    Kube(cluster.kubeconfig).ensure_namespace(namespace)
+    (root / "op").mkdir()
+    with platform(root / "op", cluster, namespace) as p, p.operator():
         started = time.perf_counter()
         p.create(p.fleet())
         wait_for(lambda: len(p.helm_calls("upgrade")) >= _release_count(), 120, "all releases requested", 0.01)
@@ -49,7 +53,8 @@ def measure_create(root: Path) -> tuple[float, float]:
 
         # Baseline: the same charts and values straight through helm, sequentially.
         obj = p.get()
-        helm = os.environ["FLEET_HELM"]
+        helm = p.operator_env["FLEET_HELM"]
+        admin = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
         started = time.perf_counter()
         for component, entry in obj["status"]["components"].items():
             subprocess.run(
@@ -60,23 +65,29 @@ def measure_create(root: Path) -> tuple[float, float]:
                     f"base-{component}",
                     str(root / "op/charts" / entry["chart"]),
                     "-n",
-                    NAMESPACE,
+                    namespace,
                     "--set",
                     f"fullnameOverride=base-{component}",
                 ],
                 check=True,
                 capture_output=True,
+                env=admin,
             )
         helm_s = time.perf_counter() - started
     return operator_s, helm_s
 
 
-def measure_unchanged(root: Path, resources: int) -> tuple[float, float]:
+def measure_unchanged(root: Path, cluster: LocalCluster, resources: int) -> tuple[float, float]:
     from fleet_operator import handlers, model
 
-    from tests.integration.operator_harness import NAMESPACE, platform
+    from tests.integration.operator_harness import platform
 
-    with platform(root / "rs") as p:
+    namespace = "bench-unchanged"
+    Kube(cluster.kubeconfig).ensure_namespace(namespace)
+    (root / "rs").mkdir()
+    with platform(root / "rs", cluster, namespace) as p:
+        saved = dict(os.environ)
+        os.environ.update(p.operator_env)  # the operator's settings, in this process
         handlers._State.runtime = None
         settings = kopf.OperatorSettings()
         asyncio.run(handlers.startup(settings=settings, logger=logging.getLogger("bench")))
@@ -100,7 +111,7 @@ def measure_unchanged(root: Path, resources: int) -> tuple[float, float]:
                     {
                         "apiVersion": "fleet-monitor.io/v1alpha1",
                         "kind": "FleetMonitor",
-                        "metadata": {"name": name, "namespace": NAMESPACE, "generation": 1},
+                        "metadata": {"name": name, "namespace": namespace, "generation": 1},
                         "spec": spec,
                         "status": {"components": components, "phase": "Ready"},
                     }
@@ -120,18 +131,24 @@ def measure_unchanged(root: Path, resources: int) -> tuple[float, float]:
         started = time.perf_counter()
         for _ in range(resources):
             subprocess.run(
-                [os.environ["FLEET_HELM"], "list", "-n", NAMESPACE, "-o", "json"], check=True, capture_output=True
+                [os.environ["FLEET_HELM"], "list", "-n", namespace, "-o", "json"], check=True, capture_output=True
             )
         helm_s = time.perf_counter() - started
         handlers._State.runtime = None
+        os.environ.clear()
+        os.environ.update(saved)
     return reconcile_s, helm_s
 
 
 def run(quick: bool = False) -> dict:
     resources = 20 if quick else 100
     with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
-        operator_s, helm_s = measure_create(Path(tmp))
-        reconcile_s, list_s = measure_unchanged(Path(tmp), resources)
+        cluster = LocalCluster(Path(tmp) / "cluster").start()
+        try:
+            operator_s, helm_s = measure_create(Path(tmp), cluster)
+            reconcile_s, list_s = measure_unchanged(Path(tmp), cluster, resources)
+        finally:
+            cluster.stop()
     figures = {
         "create_to_all_releases_requested_s": round(operator_s, 3),
         f"reconcile_{resources}_unchanged_s": round(reconcile_s, 4),

@@ -1,5 +1,8 @@
-"""The real kopf operator (kopf.testing.KopfRunner, its own thread) against the Kubernetes API
-emulator, with the real helm binary storing releases as Secrets in the emulator.
+"""The operator as its chart deploys it, on the local Kubernetes cluster (devstack.kube): the
+fleet-operator chart installed with helm (CRDs, ServiceAccount, RBAC, peering), then
+`python -m fleet_operator` started with the arguments and environment of the chart's rendered
+Deployment, authenticated with a token of the chart's ServiceAccount, so a verb missing from
+its RBAC fails the test. Only the process runs here instead of in the (kwok) pod.
 
 Component charts here are small real charts with the common keys of every component chart
 (replicaCount, resources, persistence.size, image.*), so these tests do not depend on the
@@ -9,23 +12,27 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from kopf.testing import KopfRunner
 
-from tests.support.kube_emulator import KubeEmulator, wait_for
+from devstack.kube.cluster import LocalCluster
+from devstack.ports import free_port
+from tests.support.kube import Kube, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_PATH = ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml"
+OPERATOR_CHART = ROOT / "charts/fleet-operator"
 HELM = ROOT / ".tools/bin/helm"
 API_VERSION = "fleet-monitor.io/v1alpha1"
 GROUP, PLURAL = "fleet-monitor.io", "fleetmonitors"
 CHARTS = ("kafka", "timescaledb", "vector", "loader", "api", "grafana", "generator", "flink-job")
-NAMESPACE = "fleet"
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -95,9 +102,16 @@ def helm_shim(root: Path) -> tuple[Path, Path]:
 
 @dataclass
 class Platform:
-    kube: KubeEmulator
+    kube: Kube
+    namespace: str
     root: Path
     helm_log: Path
+    operator_command: list[str]
+    operator_env: dict[str, str]
+    operator_log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.operator_log = self.root / "operator.log"
 
     def helm_calls(self, verb: str | None = None) -> list[str]:
         lines = [line for line in self.helm_log.read_text().splitlines() if not line.startswith("version")]
@@ -117,7 +131,7 @@ class Platform:
         return {
             "apiVersion": API_VERSION,
             "kind": "FleetMonitor",
-            "metadata": {"name": name, "namespace": NAMESPACE},
+            "metadata": {"name": name, "namespace": self.namespace},
             "spec": {"environment": environment, **spec},
         }
 
@@ -125,13 +139,13 @@ class Platform:
         return self.kube.create(obj)
 
     def get(self, name: str = "demo") -> dict | None:
-        return self.kube.get(API_VERSION, PLURAL, NAMESPACE, name)
+        return self.kube.get(API_VERSION, PLURAL, self.namespace, name)
 
     def patch_spec(self, spec: dict, name: str = "demo") -> dict:
-        return self.kube.patch(API_VERSION, PLURAL, NAMESPACE, name, {"spec": spec})
+        return self.kube.patch(API_VERSION, PLURAL, self.namespace, name, {"spec": spec})
 
     def delete(self, name: str = "demo") -> None:
-        self.kube.delete(API_VERSION, PLURAL, NAMESPACE, name)
+        self.kube.delete(API_VERSION, PLURAL, self.namespace, name)
 
     def condition(self, type_: str, name: str = "demo") -> str | None:
         obj = self.get(name) or {}
@@ -140,11 +154,11 @@ class Platform:
                 return item["status"]
         return None
 
-    def wait_condition(self, type_: str, value: str = "True", name: str = "demo", timeout: float = 60) -> dict:
-        wait_for(lambda: self.condition(type_, name) == value, timeout, f"{name}: {type_}={value}")
+    def wait_condition(self, type_: str, value: str = "True", name: str = "demo", timeout: float = 120) -> dict:
+        wait_for(lambda: self.condition(type_, name) == value, timeout, f"{name}: {type_}={value}{self._log_tail()}")
         return self.get(name)
 
-    def wait_generation_settled(self, name: str = "demo", timeout: float = 60) -> dict:
+    def wait_generation_settled(self, name: str = "demo", timeout: float = 120) -> dict:
         """The operator has handled the latest spec (observedGeneration) and is not progressing."""
 
         def settled():
@@ -159,48 +173,133 @@ class Platform:
 
     def releases(self) -> dict[str, dict]:
         """Helm's own records (Secrets owned by helm) of the deployed releases: name -> labels."""
-        secrets = self.kube.list("v1", "secrets", NAMESPACE, selector="owner=helm,status=deployed")
+        secrets = self.kube.list("v1", "secrets", self.namespace, selector="owner=helm,status=deployed")
         return {s["metadata"]["labels"]["name"]: s["metadata"]["labels"] for s in secrets}
 
     def events(self, reason: str | None = None) -> list[dict]:
-        events = self.kube.list("v1", "events", NAMESPACE)
+        events = self.kube.list("v1", "events", self.namespace)
         return [e for e in events if reason is None or e.get("reason") == reason]
 
+    def workload(self, name: str, plural: str = "deployments") -> dict | None:
+        return self.kube.get("apps/v1", plural, self.namespace, name)
+
+    def processed(self, cause: str) -> int:
+        """How often kopf logged that it finished handling a cause ("Creation", "Updating",
+        "Resuming", "Deletion") with nothing left to retry: a positive signal that no Helm call
+        for it is still to come."""
+        if not self.operator_log.exists():
+            return 0
+        return self.operator_log.read_text().count(f"{cause} is processed:")
+
+    def wait_processed(self, cause: str, before: int, timeout: float = 120) -> None:
+        wait_for(lambda: self.processed(cause) > before, timeout, f"kopf: {cause} is processed{self._log_tail()}")
+
+    def _log_tail(self, lines: int = 15) -> str:
+        if not self.operator_log.exists():
+            return ""
+        return "\n--- operator log\n" + "\n".join(self.operator_log.read_text().splitlines()[-lines:])
+
     @contextlib.contextmanager
-    def operator(self) -> Iterator[KopfRunner]:
-        args = ["run", "--standalone", f"--namespace={NAMESPACE}", "-m", "fleet_operator.handlers", "--log-format=json"]
-        with KopfRunner(args, timeout=60) as runner:
-            self.kube.wait_for_watch(GROUP, PLURAL)
-            yield runner
-        # The operator must stop cleanly: a crash would surface here.
-        assert runner.exception is None, runner.output[-3000:]
+    def operator(self) -> Iterator[subprocess.Popen]:
+        """`python -m fleet_operator` as the chart's Deployment runs it; SIGTERM at the end, and a
+        clean exit expected (a crash would surface here)."""
+        with open(self.operator_log, "ab") as out:
+            process = subprocess.Popen(
+                self.operator_command,
+                env=self.operator_env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        if not getattr(process, "killed", False):
+            assert process.returncode in (0, -signal.SIGTERM), (
+                f"operator exited {process.returncode}{self._log_tail(40)}"
+            )
+
+    def kill_operator(self, process: subprocess.Popen) -> None:
+        """kill -9 of the operator and the helm it runs, as a node loss or an OOM kill would."""
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        process.killed = True
+
+
+def helm_as(kubeconfig: Path, *args: str) -> str:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    result = subprocess.run([str(HELM), *args], capture_output=True, text=True, env=env, check=False, timeout=300)
+    assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stderr}"
+    return result.stdout
+
+
+def install_operator_chart(cluster: LocalCluster, namespace: str) -> str:
+    """Install charts/fleet-operator as an administrator would; returns the release name."""
+    release = f"op-{uuid.uuid4().hex[:6]}"
+    values = ["--set", f"peering.name={release}"]  # a cluster-wide name: one per installation
+    helm_as(cluster.kubeconfig, "upgrade", "--install", release, str(OPERATOR_CHART), "-n", namespace, *values)
+    return release
+
+
+def operator_pod_command(
+    cluster: LocalCluster, namespace: str, release: str, root: Path
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of the installed operator Deployment's container, run here as
+    its ServiceAccount (a token from the TokenRequest API)."""
+    rendered = helm_as(cluster.kubeconfig, "get", "manifest", release, "-n", namespace)
+    deployment = next(doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    kubeconfig = cluster.service_account_kubeconfig(namespace, pod["serviceAccountName"], root / "operator.kubeconfig")
+    env = {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
+    env.update(
+        KUBECONFIG=str(kubeconfig),
+        PYTHONPATH=os.pathsep.join([str(ROOT / "operator"), str(ROOT)]),
+        HOME=str(root),  # helm and kubectl caches: the pod's writable /tmp, not the work tree
+        HELM_CACHE_HOME=str(root / "helm/cache"),
+        HELM_CONFIG_HOME=str(root / "helm/config"),
+        HELM_DATA_HOME=str(root / "helm/data"),
+        FLEET_METRICS_PORT=str(free_port()),
+        PATH=os.pathsep.join([str(HELM.parent), os.environ["PATH"]]),
+    )
+    # The image's ENTRYPOINT (operator/Dockerfile) with the Deployment's args; the liveness
+    # endpoint on a free port instead of the pod's own.
+    args = [arg for arg in container["args"] if not arg.startswith("--liveness=")]
+    return [sys.executable, "-m", "fleet_operator", *args, f"--liveness=http://127.0.0.1:{free_port()}/healthz"], env
 
 
 @contextlib.contextmanager
-def platform(tmp_path: Path, **environment: str) -> Iterator[Platform]:
+def platform(tmp_path: Path, cluster: LocalCluster, namespace: str, **environment: str) -> Iterator[Platform]:
+    """FleetMonitors in `namespace`; the operator installed in a namespace of its own, as in
+    production. Afterwards the operator is uninstalled and what it left is released."""
     charts, environments = write_charts(tmp_path), write_environments(tmp_path)
     shim, log = helm_shim(tmp_path)
-    with KubeEmulator(crds=[CRD_PATH]) as kube:
-        kube.ensure_namespace(NAMESPACE)
-        settings = {
-            "KUBECONFIG": str(kube.kubeconfig),
-            "FLEET_CHARTS_DIR": str(charts),
-            "FLEET_ENVIRONMENTS_DIR": str(environments),
-            "FLEET_HELM": str(shim),
-            "FLEET_READY_TIMEOUT_S": "3",
-            "FLEET_HEAL_INTERVAL_S": "3600",
-            "HELM_CACHE_HOME": str(tmp_path / "helm/cache"),
-            "HELM_CONFIG_HOME": str(tmp_path / "helm/config"),
-            "HELM_DATA_HOME": str(tmp_path / "helm/data"),
-            **environment,
-        }
-        saved = {key: os.environ.get(key) for key in settings}
-        os.environ.update(settings)
-        try:
-            yield Platform(kube, tmp_path, log)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    kube = Kube(cluster.kubeconfig)
+    operator_namespace = f"{namespace}-operator"
+    kube.ensure_namespace(operator_namespace)
+    release = install_operator_chart(cluster, operator_namespace)
+    command, env = operator_pod_command(cluster, operator_namespace, release, tmp_path)
+    env.update(
+        FLEET_CHARTS_DIR=str(charts),
+        FLEET_ENVIRONMENTS_DIR=str(environments),
+        FLEET_HELM=str(shim),
+        FLEET_READY_TIMEOUT_S="3",
+        FLEET_HEAL_INTERVAL_S="3600",
+    )
+    env.update(environment)
+    try:
+        yield Platform(kube, namespace, tmp_path, log, command, env)
+    finally:
+        # With no operator left to run them, finalizers would hold the namespace forever.
+        for item in kube.list(API_VERSION, PLURAL, namespace) if kube.get("v1", "namespaces", None, namespace) else []:
+            kube.patch(API_VERSION, PLURAL, namespace, item["metadata"]["name"], {"metadata": {"finalizers": None}})
+        helm_as(cluster.kubeconfig, "uninstall", release, "-n", operator_namespace, "--ignore-not-found")
+        kube.delete_namespace(operator_namespace)

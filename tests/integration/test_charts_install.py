@@ -1,27 +1,27 @@
-"""Every chart installs and upgrades through the real helm binary without a cluster: helm talks to
-the Kubernetes API emulator (tests/support/kube_emulator.py, kmock-based; its stand-in controllers
-mark workloads ready and hook Jobs complete, which is the only simulated part). Release history
-lives in the emulator as Secrets (helm's default driver), so the upgrade is a real second revision
-and generated credentials must survive it through `lookup`."""
+"""Every chart installs with the dev overlay and upgrades to the prod one through the real helm on
+the local Kubernetes cluster (devstack.kube): the real API server validates every object, the
+scheduler places the pods on kwok nodes (so requests must fit), the default StorageClass binds
+the claims, hook Jobs run to completion and `helm --wait` waits for real readiness. kwok playing
+the kubelet is the only simulated part (no container runs). Release history lives in the cluster
+as Secrets, so the upgrade is a real second revision and generated credentials must survive it
+through `lookup`."""
 
 from __future__ import annotations
 
 import base64
-import copy
-import hashlib
-import itertools
 import json
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 
 import pytest
+import yaml
 
-from tests.support.kube_emulator import ApiServer, KubeEmulator
+from tests.support.kube import Kube
 from tests.unit.test_charts_render import CHARTS, HELM, ROOT, overlay
 
-pytestmark = pytest.mark.integration
-NAMESPACE = "fleet"
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # Generated Secrets (name, key) per chart that must keep their value across upgrades.
 GENERATED = {
     "kafka": ("fleet-monitor-kafka-kraft", "cluster-id"),
@@ -41,113 +41,88 @@ WORKLOAD = {
 }
 
 
-class ChartApiServer(ApiServer):
-    """Two more controller stand-ins `helm --wait` needs: Services get a cluster IP (the API server's
-    allocator) and PersistentVolumeClaims become Bound (a provisioner)."""
-
-    _addresses = itertools.count(10)
-
-    async def _controllers(self, key) -> None:
-        group, plural, _, _ = key
-        obj = self.store.get(key)
-        if (group, plural) == ("", "services") and obj and not obj["spec"].get("clusterIP"):
-            obj = copy.deepcopy(obj)
-            obj["spec"]["clusterIP"] = f"10.96.0.{next(self._addresses)}"
-            await self._record(key, obj, "MODIFIED")
-        elif (
-            (group, plural) == ("", "persistentvolumeclaims") and obj and obj.get("status", {}).get("phase") != "Bound"
-        ):
-            obj = copy.deepcopy(obj)
-            obj["status"] = {"phase": "Bound"}
-            await self._record(key, obj, "MODIFIED")
-        elif (group, plural) == ("apps", "deployments") and obj:
-            await self._replica_set(obj)
-        await super()._controllers(key)
-
-    async def _replica_set(self, deployment: dict) -> None:
-        """The Deployment controller's ReplicaSet for the current template, ready (helm reads it)."""
-        meta = deployment["metadata"]
-        template = copy.deepcopy(deployment["spec"]["template"])
-        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-        template["metadata"].setdefault("labels", {})["pod-template-hash"] = digest
-        replicas = deployment["spec"].get("replicas", 1)
-        name = f"{meta['name']}-{digest}"
-        key = ("apps", "replicasets", meta["namespace"], name)
-        if key in self.store:
-            return
-        owner = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "name": meta["name"],
-            "uid": meta["uid"],
-            "controller": True,
-        }
-        replica_set = {
-            "apiVersion": "apps/v1",
-            "kind": "ReplicaSet",
-            "metadata": {
-                "name": name,
-                "namespace": meta["namespace"],
-                "uid": str(uuid.uuid4()),
-                "ownerReferences": [owner],
-                "labels": template["metadata"]["labels"],
-                "generation": 1,
-            },
-            "spec": {"replicas": replicas, "selector": deployment["spec"]["selector"], "template": template},
-            "status": {
-                "replicas": replicas,
-                "readyReplicas": replicas,
-                "availableReplicas": replicas,
-                "observedGeneration": 1,
-            },
-        }
-        await self._record(key, replica_set, "ADDED")
-
-
 @pytest.fixture(scope="module")
-def kube():
-    emulator = KubeEmulator()
-    emulator.server = ChartApiServer(workloads_ready=True)
-    with emulator:
-        emulator.ensure_namespace(NAMESPACE)
-        yield emulator
+def chart_namespace(kube: Kube) -> Iterator[str]:
+    name = f"charts-{uuid.uuid4().hex[:6]}"
+    kube.ensure_namespace(name)
+    yield name
+    kube.delete_namespace(name)
 
 
-def helm(kube: KubeEmulator, *args: str) -> str:
+def helm(kube: Kube, *args: str) -> str:
     env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig), "HELM_DRIVER": "secret"}
     env.pop("HELM_MEMORY_DRIVER_DATA", None)
-    result = subprocess.run([str(HELM), *args], check=False, capture_output=True, text=True, env=env, timeout=180)
+    result = subprocess.run([str(HELM), *args], check=False, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 
-def secret_value(kube: KubeEmulator, name: str, key: str) -> str:
-    secret = kube.get("v1", "secrets", NAMESPACE, name)
+def secret_value(kube: Kube, namespace: str, name: str, key: str) -> str:
+    secret = kube.get("v1", "secrets", namespace, name)
     assert secret is not None, f"Secret {name} missing"
     return base64.b64decode(secret["data"][key]).decode()
 
 
-@pytest.mark.parametrize("chart", CHARTS)
-def test_chart_installs_and_upgrades(kube: KubeEmulator, chart: str) -> None:
-    release = f"fleet-monitor-{chart}"
-    path = str(ROOT / "charts" / chart)
-    common = ["--namespace", NAMESPACE, "--wait", "--timeout", "90s"]
+def installed_size(chart: str) -> str | None:
+    values = yaml.safe_load((ROOT / f"environments/dev/values/{chart}.yaml").read_text()) or {}
+    return (values.get("persistence") or {}).get("size")
 
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_chart_installs_and_upgrades(kube: Kube, chart_namespace: str, chart: str) -> None:
+    try:
+        _install_and_upgrade(kube, chart_namespace, chart)
+    finally:  # one chart's prod footprint at a time on the small cluster
+        helm(
+            kube, "uninstall", f"fleet-monitor-{chart}", "--namespace", chart_namespace, "--wait", "--ignore-not-found"
+        )
+
+
+def _install_and_upgrade(kube: Kube, namespace: str, chart: str) -> None:
+    release, path = f"fleet-monitor-{chart}", str(ROOT / "charts" / chart)
+    common = ["--namespace", namespace, "--wait", "--timeout", "180s"]
     installed = helm(kube, "install", release, path, *overlay(chart, "dev"), *common)
     assert "STATUS: deployed" in installed and "REVISION: 1" in installed
     assert "NOTES:" in installed, "NOTES.txt must render"
     api_version, plural, name = WORKLOAD[chart]
-    workload = kube.get(api_version, plural, NAMESPACE, name)
+    workload = kube.get(api_version, plural, namespace, name)
     assert workload["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
-    before = secret_value(kube, *GENERATED[chart]) if chart in GENERATED else None
+    before = secret_value(kube, namespace, *GENERATED[chart]) if chart in GENERATED else None
 
-    upgraded = helm(kube, "upgrade", release, path, *overlay(chart, "prod"), *common)
+    # A volume cannot grow in place: the API server refuses a StatefulSet's changed
+    # volumeClaimTemplates and a claim's growth on a class without volume expansion (ours: the
+    # host-path provisioner). So the prod upgrade keeps the installed size; growing a volume is
+    # its own procedure (test_a_volume_cannot_grow_through_helm_upgrade).
+    keep_size = ["--set", f"persistence.size={installed_size(chart)}"] if installed_size(chart) else []
+    upgraded = helm(kube, "upgrade", release, path, *overlay(chart, "prod"), *keep_size, *common)
     assert "REVISION: 2" in upgraded
-    status = json.loads(helm(kube, "status", release, "--namespace", NAMESPACE, "-o", "json"))
+    status = json.loads(helm(kube, "status", release, "--namespace", namespace, "-o", "json"))
     assert status["info"]["status"] == "deployed" and status["version"] == 2
     prod_replicas = {"kafka": 3, "flink-job": 3, "vector": 3, "api": 3}.get(chart, 1)
-    assert kube.get(api_version, plural, NAMESPACE, name)["spec"]["replicas"] == prod_replicas
+    assert kube.get(api_version, plural, namespace, name)["spec"]["replicas"] == prod_replicas
     if before is not None:
-        assert secret_value(kube, *GENERATED[chart]) == before, "generated credentials changed on upgrade"
-    history = json.loads(helm(kube, "history", release, "--namespace", NAMESPACE, "-o", "json"))
+        assert secret_value(kube, namespace, *GENERATED[chart]) == before, "generated credentials changed on upgrade"
+    history = json.loads(helm(kube, "history", release, "--namespace", namespace, "-o", "json"))
     assert [entry["revision"] for entry in history] == [1, 2]
+
+
+def test_a_volume_cannot_grow_through_helm_upgrade(kube: Kube, chart_namespace: str) -> None:
+    """What the API server answers a bigger Kafka volume (the operator then rolls the release back
+    and reports Degraded naming it)."""
+    path, release = str(ROOT / "charts/kafka"), "grow-kafka"
+    common = ["--namespace", chart_namespace, "--wait", "--timeout", "180s"]
+    helm(kube, "install", release, path, *overlay("kafka", "dev"), *common)
+    env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig)}
+    try:
+        grown = subprocess.run(
+            [str(HELM), "upgrade", release, path, *overlay("kafka", "dev"), "--set", "persistence.size=20Gi", *common],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        helm(kube, "uninstall", release, "--namespace", chart_namespace, "--wait")
+    assert grown.returncode != 0
+    assert "spec.volumeClaimTemplates" in grown.stderr and "field is immutable" in grown.stderr

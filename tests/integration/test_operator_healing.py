@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from contracts.topics import ALL_TOPICS
-from tests.integration.operator_harness import HELM, NAMESPACE, platform
-from tests.support.kube_emulator import wait_for
+from tests.integration.operator_harness import HELM, platform
+from tests.support.kube import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_missing_topics_are_created_on_the_broker_and_a_removed_release_is_reinstalled(tmp_path, broker):
+def test_missing_topics_are_created_on_the_broker_and_a_removed_release_is_reinstalled(
+    tmp_path, broker, kube_cluster, namespace
+):
     import subprocess
 
     broker.create_topics(["fleet.alerts"], partitions=6)  # one exists already
-    with platform(tmp_path, FLEET_HEAL_INTERVAL_S="1") as p, p.operator():
+    with platform(tmp_path, kube_cluster, namespace, FLEET_HEAL_INTERVAL_S="1") as p, p.operator():
         p.create(p.fleet(components={"kafka": {"bootstrapServers": broker.bootstrap}}, topics={"partitions": 3}))
         p.wait_condition("Ready", timeout=90)
 
@@ -35,7 +38,8 @@ def test_missing_topics_are_created_on_the_broker_and_a_removed_release_is_reins
         assert p.events("TopicsCreated")
 
         # Someone uninstalls a release behind the operator's back: it comes back.
-        subprocess.run([str(HELM), "uninstall", "demo-api", "-n", NAMESPACE], check=True, capture_output=True)
+        env = {**os.environ, "KUBECONFIG": str(kube_cluster.kubeconfig)}
+        subprocess.run([str(HELM), "uninstall", "demo-api", "-n", namespace], check=True, capture_output=True, env=env)
         assert "demo-api" not in p.releases()
         wait_for(lambda: "demo-api" in p.releases(), 30, "demo-api reinstalled")
         assert p.events("ReleaseDrift")
@@ -87,9 +91,11 @@ def flink_rest():
     server.server_close()
 
 
-def test_stateful_job_upgrade_takes_a_savepoint_first_and_restarts_from_it(tmp_path, flink_rest):
+def test_stateful_job_upgrade_takes_a_savepoint_first_and_restarts_from_it(
+    tmp_path, flink_rest, kube_cluster, namespace
+):
     url, calls = flink_rest
-    with platform(tmp_path, FLEET_FLINK_REST=url) as p, p.operator():
+    with platform(tmp_path, kube_cluster, namespace, FLEET_FLINK_REST=url) as p, p.operator():
         p.create(p.fleet(jobs={"kpis": {"upgradeMode": "stateless"}}))
         p.wait_condition("Ready", timeout=90)
         assert calls == []  # first install: nothing to preserve
@@ -101,10 +107,10 @@ def test_stateful_job_upgrade_takes_a_savepoint_first_and_restarts_from_it(tmp_p
         assert len(triggers) == 1 and triggers[0].startswith("POST /jobs/a1b2/savepoints")  # alarms only
         upgrades = [release for verb, release in p.mutations() if verb == "upgrade"]
         assert upgrades[-2:] in (["demo-job-alarms", "demo-job-kpis"], ["demo-job-kpis", "demo-job-alarms"])
-        alarms = json.loads(p.kube.get("v1", "configmaps", NAMESPACE, "demo-job-alarms-values")["data"]["values.json"])
+        alarms = json.loads(p.kube.get("v1", "configmaps", namespace, "demo-job-alarms-values")["data"]["values.json"])
         assert alarms["job"]["initialSavepointPath"] == "file:///flink-data/savepoints/savepoint-a1b2-1"
         assert alarms["job"]["parallelism"] == 4
-        kpis = json.loads(p.kube.get("v1", "configmaps", NAMESPACE, "demo-job-kpis-values")["data"]["values.json"])
+        kpis = json.loads(p.kube.get("v1", "configmaps", namespace, "demo-job-kpis-values")["data"]["values.json"])
         assert kpis["job"]["initialSavepointPath"] == ""
         assert obj["status"]["components"]["job-alarms"]["savepoint"].endswith("savepoint-a1b2-1")
         assert p.events("SavepointTaken")

@@ -102,9 +102,13 @@ class Kube:
 
     # --- cluster levers --------------------------------------------------------------------------
 
-    def admit(self, name: str, resources: list[str], expression: str, message: str, namespace: str) -> None:
+    def admit(
+        self, name: str, resources: list[str], expression: str, message: str, *, namespace: str, probe: dict
+    ) -> None:
         """A ValidatingAdmissionPolicy (CEL, evaluated by the API server itself) that refuses
-        writes of `resources` (apps group) in `namespace` for which `expression` is false."""
+        writes of `resources` (apps group) in `namespace` for which `expression` is false.
+        Returns once the API server refuses a server-side dry run of `probe` (policies take
+        effect a moment after they are created)."""
         policy = {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingAdmissionPolicy",
@@ -136,6 +140,17 @@ class Kube:
         }
         self.create(policy)
         self.create(binding)
+        plural, _ = self.resource(probe["apiVersion"], probe["kind"])
+        path = self.path(probe["apiVersion"], plural, namespace) + "?dryRun=All"
+
+        def refused() -> bool:
+            try:
+                self.request("POST", path, probe)
+                return False
+            except KubeApiError as error:
+                return message in error.message
+
+        wait_for(refused, 60, f"admission policy {name} in force")
 
     def remove_admission(self, name: str) -> None:
         for plural in ("validatingadmissionpolicybindings", "validatingadmissionpolicies"):
