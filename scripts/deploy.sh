@@ -17,6 +17,10 @@ environment:
   KUBE_CONTEXT        kube context to use (default: the current one)
   OPERATOR_NAMESPACE  where the operator runs (fleet-system)
   OPERATOR_IMAGE      operator image repository:tag (default: the chart's)
+  WATCH_NAMESPACES    namespaces the operator may manage, comma-separated: a Role in each
+                      instead of a ClusterRole (default: all namespaces). Deleting a watched
+                      namespace directly (not through --undeploy) then hangs on the
+                      FleetMonitor's finalizer: known, being fixed
   WAIT_TIMEOUT        how long to wait for Ready (15m)
 USAGE
 }
@@ -70,9 +74,11 @@ if [ -n "${OPERATOR_IMAGE:-}" ]; then
 fi
 # The FleetMonitor's namespace first: with watchNamespaces the operator chart puts its Role there.
 kubectl "${context[@]}" create namespace "$namespace" --dry-run=client -o yaml | kubectl "${context[@]}" apply -f -
-echo "deploy: operator chart -> $operator_ns"
+scope=()
+[ -n "${WATCH_NAMESPACES:-}" ] && scope=(--set "watchNamespaces={$WATCH_NAMESPACES}")
+echo "deploy: operator chart -> $operator_ns (watching: ${WATCH_NAMESPACES:-all namespaces})"
 helm "${helm_context[@]}" upgrade --install fleet-operator "$ROOT/charts/fleet-operator" \
-  -n "$operator_ns" --create-namespace "${image[@]}" --wait --timeout 5m
+  -n "$operator_ns" --create-namespace "${image[@]}" "${scope[@]}" --wait --timeout 5m
 kubectl "${context[@]}" apply -f "$ROOT/charts/fleet-operator/crds/"  # helm never upgrades CRDs
 echo "deploy: FleetMonitor $namespace/$name ($env)"
 kubectl "${context[@]}" apply -f "$resource"

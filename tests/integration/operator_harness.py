@@ -108,6 +108,7 @@ class Platform:
     helm_log: Path
     operator_command: list[str]
     operator_env: dict[str, str]
+    operator_namespace: str
     operator_log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -241,10 +242,13 @@ def helm_as(kubeconfig: Path, *args: str) -> str:
     return result.stdout
 
 
-def install_operator_chart(cluster: LocalCluster, namespace: str) -> str:
-    """Install charts/fleet-operator as an administrator would; returns the release name."""
+def install_operator_chart(cluster: LocalCluster, namespace: str, watch: str | None = None) -> str:
+    """Install charts/fleet-operator as an administrator would (watching every namespace, or only
+    `watch` with a Role there); returns the release name."""
     release = f"op-{uuid.uuid4().hex[:6]}"
     values = ["--set", f"peering.name={release}"]  # a cluster-wide name: one per installation
+    if watch:
+        values += ["--set", f"watchNamespaces={{{watch}}}"]
     helm_as(cluster.kubeconfig, "upgrade", "--install", release, str(OPERATOR_CHART), "-n", namespace, *values)
     return release
 
@@ -277,15 +281,18 @@ def operator_pod_command(
 
 
 @contextlib.contextmanager
-def platform(tmp_path: Path, cluster: LocalCluster, namespace: str, **environment: str) -> Iterator[Platform]:
+def platform(
+    tmp_path: Path, cluster: LocalCluster, namespace: str, *, namespaced: bool = False, **environment: str
+) -> Iterator[Platform]:
     """FleetMonitors in `namespace`; the operator installed in a namespace of its own, as in
-    production. Afterwards the operator is uninstalled and what it left is released."""
+    production, with a ClusterRole or (namespaced) a Role in `namespace` only. Afterwards the
+    operator is uninstalled and what it left is released."""
     charts, environments = write_charts(tmp_path), write_environments(tmp_path)
     shim, log = helm_shim(tmp_path)
     kube = Kube(cluster.kubeconfig)
     operator_namespace = f"{namespace}-operator"
     kube.ensure_namespace(operator_namespace)
-    release = install_operator_chart(cluster, operator_namespace)
+    release = install_operator_chart(cluster, operator_namespace, watch=namespace if namespaced else None)
     command, env = operator_pod_command(cluster, operator_namespace, release, tmp_path)
     env.update(
         FLEET_CHARTS_DIR=str(charts),
@@ -296,7 +303,7 @@ def platform(tmp_path: Path, cluster: LocalCluster, namespace: str, **environmen
     )
     env.update(environment)
     try:
-        yield Platform(kube, namespace, tmp_path, log, command, env)
+        yield Platform(kube, namespace, tmp_path, log, command, env, operator_namespace)
     finally:
         # With no operator left to run them, finalizers would hold the namespace forever.
         for item in kube.list(API_VERSION, PLURAL, namespace) if kube.get("v1", "namespaces", None, namespace) else []:

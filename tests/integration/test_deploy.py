@@ -1,18 +1,22 @@
-"""`make deploy-dev` (scripts/deploy.sh) on the local Kubernetes cluster: the operator chart, then
-environments/dev/fleetmonitor.yaml, until the FleetMonitor is Ready; every component release is
-installed from the real charts with the dev overlay, its pods scheduled on kwok nodes and Ready,
-its claims bound, its hook Jobs complete. The operator runs here as its installed Deployment's
-container would (its args, environment and ServiceAccount); `--undeploy` removes it all again."""
+"""`make deploy-<env>` (scripts/deploy.sh) on a local Kubernetes cluster with nodes enough for
+prod (its requests: 23.5 CPU, 84 GiB): the operator chart, then environments/<env>/fleetmonitor.yaml,
+until the FleetMonitor is Ready; every component release is installed from the real charts with
+the environment's overlay, its pods scheduled on kwok nodes and Ready, its claims bound, its hook
+Jobs complete. The operator runs here as its installed Deployment's container would (its args,
+environment and ServiceAccount); `--undeploy`
+removes the releases and keeps the volumes and the Secrets they need."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import threading
+from collections.abc import Iterator
 
 import pytest
 import yaml
 
+from devstack.kube.cluster import LocalCluster, NodePool
 from tests.integration.operator_harness import ROOT, operator_pod_command
 from tests.support.kube import Kube, wait_for
 
@@ -27,11 +31,22 @@ def deploy(kubeconfig, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_deploy_dev_reaches_ready_and_undeploy_removes_it(kube_cluster, kube: Kube, tmp_path):
-    resource = yaml.safe_load((ROOT / "environments/dev/fleetmonitor.yaml").read_text())
+@pytest.fixture(scope="module")
+def prod_sized(tmp_path_factory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("prod-sized"), nodes=NodePool(count=6, cpu="8", memory="32Gi"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.parametrize("env", ["dev", "qa", "prod"])
+def test_deploy_reaches_ready_and_undeploy_removes_it(prod_sized: LocalCluster, env: str, tmp_path):
+    kube_cluster, kube = prod_sized, Kube(prod_sized.kubeconfig)
+    resource = yaml.safe_load((ROOT / f"environments/{env}/fleetmonitor.yaml").read_text())
     namespace, name = resource["metadata"]["namespace"], resource["metadata"]["name"]
     result: dict[str, subprocess.CompletedProcess] = {}
-    deploying = threading.Thread(target=lambda: result.update(deploy=deploy(kube_cluster.kubeconfig, "dev")))
+    deploying = threading.Thread(target=lambda: result.update(deploy=deploy(kube_cluster.kubeconfig, env)))
     deploying.start()
     # The chart's operator pod is a kwok stand-in: run its container's process here once installed.
     wait_for(
@@ -39,31 +54,47 @@ def test_deploy_dev_reaches_ready_and_undeploy_removes_it(kube_cluster, kube: Ku
         300,
         "the operator chart installed",
     )
-    command, env = operator_pod_command(kube_cluster, OPERATOR_NAMESPACE, "fleet-operator", tmp_path)
+    command, operator_env = operator_pod_command(kube_cluster, OPERATOR_NAMESPACE, "fleet-operator", tmp_path)
     log = tmp_path / "operator.log"
     with open(log, "ab") as out:
-        operator = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        operator = subprocess.Popen(command, env=operator_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     try:
         deploying.join(900)
         deployed = result["deploy"]
         assert deployed.returncode == 0, (
             f"{deployed.stdout}\n{deployed.stderr}\n--- operator\n{log.read_text()[-4000:]}"
         )
+        # deploy.sh ends with `kubectl get fleetmonitor`: the CRD's printer columns say Ready.
+        header, row = deployed.stdout.strip().splitlines()[-2:]
+        assert header.split()[:4] == ["NAME", "ENVIRONMENT", "PHASE", "READY"]
+        assert row.split()[:4] == [name, env, "Ready", "True"]
         fleet = kube.get("fleet-monitor.io/v1alpha1", "fleetmonitors", namespace, name)
-        components = fleet["status"]["components"]
-        assert components and {entry["state"] for entry in components.values()} == {"Ready"}
+        enabled = {c: entry for c, entry in fleet["status"]["components"].items() if entry["state"] != "Disabled"}
+        assert enabled and {entry["state"] for entry in enabled.values()} == {"Ready"}
         secrets = kube.list("v1", "secrets", namespace, selector="owner=helm,status=deployed")
-        assert {s["metadata"]["labels"]["name"] for s in secrets} == {entry["release"] for entry in components.values()}
+        assert {s["metadata"]["labels"]["name"] for s in secrets} == {entry["release"] for entry in enabled.values()}
         pods = kube.list("v1", "pods", namespace)
         assert pods and all(pod["status"]["phase"] in ("Running", "Succeeded") for pod in pods)
         claims = kube.list("v1", "persistentvolumeclaims", namespace)
         assert claims and {claim["status"]["phase"] for claim in claims} == {"Bound"}
 
-        undeployed = deploy(kube_cluster.kubeconfig, "--undeploy", "dev")
+        kept = {claim["metadata"]["name"] for claim in claims if claim["metadata"]["name"].startswith("data-")}
+        undeployed = deploy(kube_cluster.kubeconfig, "--undeploy", env)
         assert undeployed.returncode == 0, f"{undeployed.stdout}\n{undeployed.stderr}"
         assert kube.get("fleet-monitor.io/v1alpha1", "fleetmonitors", namespace, name) is None
         assert kube.list("v1", "secrets", namespace, selector="owner=helm") == []
         wait_for(lambda: not kube.list("v1", "pods", namespace), 120, "every pod of the environment gone")
+        # StatefulSet volumes stay (unless the FleetMonitor says deleteClaim), and with them the
+        # generated credentials they were initialised with.
+        left = {claim["metadata"]["name"] for claim in kube.list("v1", "persistentvolumeclaims", namespace)}
+        delete_claim = {
+            c
+            for c, spec in resource["spec"].get("components", {}).items()
+            if spec.get("storage", {}).get("deleteClaim")
+        }
+        assert {c for c in kept if not any(f"-{component}-" in c for component in delete_claim)} <= left
+        if any("-kafka-" in claim for claim in left):
+            assert kube.get("v1", "secrets", namespace, f"{name}-kafka-kraft")
     finally:
         operator.terminate()
         operator.wait(60)

@@ -3,11 +3,13 @@ API server of the local cluster, with the real helm binary; kwok plays the kubel
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fleet_operator.model import STAGES
 
 from tests.integration.operator_harness import platform
-from tests.support.kube import KubeApiError, wait_for
+from tests.support.kube import Kube, KubeApiError, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -193,10 +195,24 @@ def test_delete_removes_releases_in_reverse_order_keeps_volumes_and_drops_the_fi
 def test_namespace_deletion_is_not_blocked_by_the_finalizer(tmp_path, kube_cluster, namespace):
     with platform(tmp_path, kube_cluster, namespace) as p, p.operator():
         p.create(p.fleet())
-        p.wait_condition("Ready", timeout=90)
+        p.wait_condition("Ready", timeout=120)
         p.kube.delete("v1", "namespaces", None, p.namespace)
-        wait_for(lambda: p.kube.get("v1", "namespaces", None, p.namespace) is None, 60, "the namespace to be gone")
+        wait_for(lambda: p.kube.get("v1", "namespaces", None, p.namespace) is None, 120, "the namespace to be gone")
         assert p.get() is None
+
+
+def test_a_namespaced_operator_cannot_touch_secrets_elsewhere(tmp_path, kube_cluster, namespace):
+    with platform(tmp_path, kube_cluster, namespace, namespaced=True) as p:
+        operator = Kube(Path(p.operator_env["KUBECONFIG"]))
+        assert isinstance(operator.list("v1", "secrets", namespace), list)  # its own namespace
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "planted"}, "stringData": {"k": "v"}}
+        for where in ("default", p.operator_namespace):
+            with pytest.raises(KubeApiError) as refused:
+                operator.create(secret, where)
+            assert refused.value.code == 403
+        with pytest.raises(KubeApiError) as refused:
+            operator.list("v1", "secrets")  # cluster-wide
+        assert refused.value.code == 403
 
 
 def test_invalid_resources_are_rejected_naming_the_field(tmp_path, kube_cluster, namespace):

@@ -168,3 +168,27 @@ def test_kafka_heap_fits_the_container_the_operator_sizes(env, tmp_path):
     limit, limit_unit = re.fullmatch(r"([0-9]+)(Mi|Gi)", container["resources"]["limits"]["memory"]).groups()
     limit_bytes = int(limit) * {"Mi": 2**20, "Gi": 2**30}[limit_unit]
     assert 0.25 * limit_bytes <= heap_bytes <= 0.6 * limit_bytes, f"{heap} in {limit}{limit_unit}"
+
+
+# Kinds of CRDs this cluster does not serve (the Prometheus operator's); anything else unserved fails.
+THIRD_PARTY_KINDS = {"PrometheusRule", "ServiceMonitor", "PodMonitor"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", ["dev", "qa", "prod"])
+def test_every_release_passes_a_strict_server_side_dry_run(env, kube, kube_cluster, tmp_path):
+    """What the operator would install for the environment, as the real API server sees it:
+    `kubectl apply --dry-run=server --validate=strict` (admission, schema, unknown fields)."""
+    namespace = f"fleet-{env}"  # the namespace _render renders into
+    kube.ensure_namespace(namespace)
+    unserved: set[str] = set()
+    for release in _releases(env):
+        documents = _render(release, env, tmp_path)
+        served = [d for d in documents if d["kind"] not in THIRD_PARTY_KINDS]
+        unserved |= {d["kind"] for d in documents} - {d["kind"] for d in served}
+        result = kube_cluster.kubectl(
+            "apply", "--dry-run=server", "--validate=strict", "-n", namespace, "-f", "-",
+            input=yaml.safe_dump_all(served), check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{release.name} ({release.chart}, {env}): {result.stderr[-3000:]}"
+    assert unserved <= THIRD_PARTY_KINDS
