@@ -136,20 +136,26 @@ def _settled(run: Run) -> bool:
 
 
 def test_every_expected_alarm_is_raised_and_cleared_once(run):
-    items = run.get("/alarms?limit=100")["items"]
-    # device_inactive is checked below: after a bounded run every silent device stays silent.
-    got = Counter(
-        (item["alert_type"], item["source_id"], item["status"])
-        for item in items
-        if item["alert_type"] != "device_inactive"
-    )
     expected = Counter(
         (str(alert.alert_type), alert.source_id, "cleared" if alert.cleared_at else "active")
         for alert in run.expected.alerts
         if str(alert.alert_type) != "device_inactive"
     )
-    assert got == expected
-    assert all(item["count"] >= 1 for item in items)
+
+    def got() -> Counter:
+        items = run.get("/alarms?limit=100")["items"]
+        assert all(item["count"] >= 1 for item in items)
+        # device_inactive is checked below: after a bounded run every silent device stays silent.
+        return Counter(
+            (item["alert_type"], item["source_id"], item["status"])
+            for item in items
+            if item["alert_type"] != "device_inactive"
+        )
+
+    # A clear that the crashes delayed may land after the pipeline looked settled: wait for it.
+    with contextlib.suppress(TimeoutError):  # the assertion names what differs
+        wait_until(lambda: got() == expected, BOUND_S / 4, "every expected alarm state", interval_s=2)
+    assert got() == expected
 
 
 def test_malformed_events_are_dead_letters_with_their_reasons(run):
