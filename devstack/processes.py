@@ -67,6 +67,14 @@ class Subprocess:
             return ""
 
 
+def stop_group(group: int, timeout_s: float = 20.0) -> None:
+    """SIGTERM a process group that another process started, wait, then SIGKILL what is left."""
+    _signal_group(group, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not _group_alive(group), timeout_s, f"process group {group} exit", interval_s=0.2)
+    _signal_group(group, signal.SIGKILL)
+
+
 def _group_alive(group: int) -> bool:
     try:
         os.killpg(group, 0)

@@ -17,6 +17,7 @@ need_apt=()
 have java || need_apt+=(openjdk-17-jre-headless)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 have unzip || need_apt+=(unzip)
+have openssl || need_apt+=(openssl)  # keys of the local Kubernetes cluster (devstack.kube)
 have promtool || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then log "please install: ${need_apt[*]}"; exit 1; fi

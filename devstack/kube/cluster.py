@@ -17,10 +17,8 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from devstack.ports import free_port, wait_until
-from devstack.processes import REPO, Subprocess
+from devstack.processes import REPO, Subprocess, stop_group
 
 log = logging.getLogger(__name__)
 TOOLS = Path(os.environ.get("FLEET_TOOLS_DIR", REPO / ".tools")) / "bin"
@@ -326,24 +324,9 @@ def stop_from_state(state_dir: Path) -> bool:
     cluster = LocalCluster(state_dir, server=state["server"])
     volumes = cluster._hostpath_volumes()
     for pid in reversed(list(state["pids"].values())):
-        _stop_group(pid)
+        stop_group(pid)
     _remove(state_dir, volumes)
     return True
-
-
-def _stop_group(group: int, timeout_s: float = 20) -> None:
-    try:
-        os.killpg(group, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.killpg(group, signal.SIGKILL)
 
 
 def _remove(state_dir: Path, volumes: list[Path]) -> None:
