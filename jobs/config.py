@@ -46,9 +46,11 @@ class JobConfig:
     allowed_lateness_s: float = 0.0
     alarm_out_of_orderness_s: float | None = None
     """Disorder the alarm rules wait for (None: the watermark delay). Alarms come out that long after
-    their reading instead of after the watermark; a reading later than that behind the newest of its
-    family skips the rules (Flink counts it in the alarm operator's numLateRecordsDropped) but is
-    still stored, aggregated and checked against the watermark like any other."""
+    their reading instead of after the watermark. The bound is counted per partition, as the
+    watermark is (jobs.tables.shifted_clock): a reading that far behind the newest of its own
+    partition skips the rules (Flink counts it in the alarm operator's numLateRecordsDropped) but
+    is still stored, aggregated and checked against the watermark like any other; a partition
+    that resumes behind the others (after an outage, a restore) holds the alarms back instead."""
     idle_timeout_s: float = 30.0
     """A partition without input holds back the watermark of every operator it feeds until marked
     idle. Idleness is measured in the source task's time, so a short timeout also fires on a

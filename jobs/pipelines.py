@@ -11,7 +11,7 @@ from contracts.records import AlertType
 from contracts.thresholds import DEFAULT_RULES, Rule, Thresholds
 from jobs.config import JobConfig
 from jobs.parse import SOURCE_KINDS, metric_names
-from jobs.tables import create_dead_letter_sink, create_store_sink, rewatermarked, short
+from jobs.tables import create_dead_letter_sink, create_store_sink, shifted_clock, short
 
 
 def _window(view: str, seconds: int) -> str:
@@ -156,14 +156,11 @@ def _by_rule(branches: list[tuple[str, Rule]], default: Rule, render) -> str:
 
 
 def _alarm_input(t_env, config: JobConfig, schema_name: str) -> str:
-    """valid_<family>, behind a shorter watermark when the alarms wait less than the source's bound.
-    One watermark per family: a family whose files or partitions lag the others holds the alarms back
-    (until idle) instead of having its readings skipped as late."""
-    valid = f"valid_{short(schema_name)}"
-    if config.alarm_delay_s >= config.watermark_delay_s:
-        return valid
-    rewatermarked(t_env, valid, f"alarm_{short(schema_name)}", config.alarm_delay_s)
-    return f"alarm_{short(schema_name)}"
+    """alarm_<family>: valid_<family> on the alarm clock (jobs.tables.shifted_clock), so that the
+    rules wait `alarm_delay_s` for disorder instead of the source's whole watermark delay."""
+    name = f"alarm_{short(schema_name)}"
+    shifted_clock(t_env, f"valid_{short(schema_name)}", name, config.watermark_delay_s - config.alarm_delay_s)
+    return name
 
 
 def alarm_candidates(t_env, config: JobConfig) -> str:
@@ -182,7 +179,7 @@ def alarm_candidates(t_env, config: JobConfig) -> str:
         # Tire alarms are per vehicle, evaluated per tire: the vehicle's alarm stays open while any tire breaches.
         subject = "tire_position" if base.schema_name == "tire.reading" else "''"
         selects.append(
-            f"SELECT source_id, fleet_id, rowtime, CAST('{base.alert_type}' AS STRING) AS alert_type, "
+            f"SELECT source_id, fleet_id, rowtime, event_rowtime, CAST('{base.alert_type}' AS STRING) AS alert_type, "
             f"CAST({subject} AS STRING) AS subject, val, "
             f"CAST({_by_rule(branches, default, lambda rule: repr(rule.threshold))} AS DOUBLE) AS threshold, "
             f"CAST({_by_rule(branches, default, lambda rule: repr(str(rule.severity)))} AS STRING) AS severity, "
@@ -193,7 +190,7 @@ def alarm_candidates(t_env, config: JobConfig) -> str:
         f"CREATE TEMPORARY VIEW alarm_input AS SELECT * FROM ({' UNION ALL '.join(selects)}) WHERE cond IS NOT NULL"
     )
     t_env.execute_sql(
-        "CREATE TEMPORARY VIEW alarm_transitions AS SELECT source_id, fleet_id, alert_type, subject, rowtime, val, "
+        "CREATE TEMPORARY VIEW alarm_transitions AS SELECT source_id, fleet_id, alert_type, subject, event_rowtime, val, "
         "threshold, severity, cond FROM (SELECT *, "
         "LAG(cond) OVER (PARTITION BY source_id, alert_type, subject ORDER BY rowtime) AS previous "
         "FROM alarm_input) WHERE cond = 'B' OR previous = 'B'"

@@ -113,7 +113,8 @@ def build(env: StreamExecutionEnvironment, config: JobConfig):
     if "alarms" in config.jobs:
         view = pipelines.alarm_candidates(t_env, config)
         query = (
-            f"SELECT source_id, fleet_id, alert_type, subject, {EVENT_AT}, val, threshold, severity, cond FROM {view}"
+            "SELECT source_id, fleet_id, alert_type, subject, CAST(event_rowtime AS STRING) AS event_at, val, "
+            f"threshold, severity, cond FROM {view}"
         )
         stream = _keyed_stream(t_env, query, lambda row: f"{row.source_id}|{row.alert_type}")
         lifecycles.append(stream.process(AlarmLifecycle(), output_type=OUTPUT_TYPE))

@@ -93,10 +93,19 @@ def _pin(
     t_env.create_temporary_view(view, t_env.from_data_stream(stream, watermarked))
 
 
-def rewatermarked(t_env: StreamTableEnvironment, view: str, name: str, delay_s: float) -> None:
-    """`name`: the rows of `view` under their own watermark, `delay_s` behind the newest row seen.
-    Operators that wait for the watermark then wait that long instead of the source's bound."""
-    _pin(t_env, t_env.from_path(view), name, f"rowtime - INTERVAL '{delay_s:.3f}' SECOND(3)")
+def shifted_clock(t_env: StreamTableEnvironment, view: str, name: str, lead_s: float) -> None:
+    """`name`: the rows of `view` with `event_rowtime` holding their event time and `rowtime` moved
+    `lead_s` earlier, under the unchanged watermark of the source. An operator ordered by `rowtime`
+    then fires `lead_s` sooner than the source's bound allows, and the disorder it tolerates is still
+    counted per partition: a row is late only when every partition has moved on past it (source
+    bound - lead_s), so a partition resuming behind the others after an outage loses nothing. A
+    watermark regenerated from the rows would instead count from the newest row of any partition."""
+    columns = [c for c in t_env.from_path(view).get_schema().get_field_names() if c != "rowtime"]
+    shifted = t_env.sql_query(
+        f"SELECT {', '.join(f'`{c}`' for c in columns)}, CAST(rowtime AS TIMESTAMP(3)) AS event_rowtime, "
+        f"CAST(rowtime AS TIMESTAMP(3)) - INTERVAL '{lead_s:.3f}' SECOND(3) AS rowtime FROM {view}"
+    )
+    _pin(t_env, shifted, name)
 
 
 def create_parsed_views(t_env: StreamTableEnvironment, config: JobConfig, schema_name: str) -> None:
