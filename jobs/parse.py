@@ -23,8 +23,8 @@ TIME_FORMS = (
     "event_time must be RFC 3339 UTC with milliseconds and Z (2026-01-01T00:00:00.000Z), "
     "or epoch seconds (a JSON number below 1e11) or milliseconds (from 1e11 on)"
 )
-"""The event times the jobs read (jobs.tables.ROWTIME_SQL); the contract also accepts other
-RFC 3339 forms (an offset, no milliseconds), which the jobs refuse with this reason."""
+"""The event times the jobs read (jobs.tables.ROWTIME_SQL); RFC 3339 text that SQL reads at
+another instant than the contract (an offset) is refused with this reason."""
 ERROR_COLUMNS = ("error", "error_field")
 
 

@@ -34,7 +34,7 @@ from tests.support.jobs_run import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TIMEOUT_S = 5
+TIMEOUT_S = 10
 """Long enough that the keep-alive heartbeats (every 0.5 s) reach the job in time on a busy machine."""
 CHECK_S = 20
 SLACK_S = 5.0
@@ -106,9 +106,10 @@ def test_devices_are_checked_on_the_configured_interval(platform_broker, postgre
                 nonlocal sent
                 produce(bootstrap, topic_for("device.heartbeat"), _keep_alive_lines("dev-001", sent))
                 sent += 1
-                return rows(url, active) == [("dev-000",), ("dev-002",)]
+                return {("dev-000",), ("dev-002",)} <= set(rows(url, active))
 
             wait_for(others_reported, "dev-000 and dev-002 reported inactive", interval_s=0.5, **alive)
+            assert rows(url, active) == [("dev-000",), ("dev-002",)]  # dev-001's epoch heartbeats kept it active
             wait_rows(url, active, [("dev-000",), ("dev-001",), ("dev-002",)], **alive)
 
             reported = _alarm_times(bootstrap)
