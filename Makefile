@@ -119,7 +119,8 @@ bench-api: setup ## API p50/p99/rps (fleet, trends, alarms) on 1M readings vs a 
 # --- jobs (jobs/ PyFlink stream jobs, storage/writes.py) -----------------------------------------
 .PHONY: jobs test-jobs bench-jobs
 JOBS_TESTS := tests/unit/test_jobs.py tests/integration/test_loader.py tests/integration/test_jobs_fastpath.py \
-	tests/integration/test_jobs_pipeline.py tests/integration/test_jobs_followed.py tests/integration/test_jobs_inactivity.py
+	tests/integration/test_jobs_pipeline.py tests/integration/test_jobs_followed.py tests/integration/test_jobs_inactivity.py \
+	tests/integration/test_jobs_event_time.py tests/integration/test_jobs_seed_inputs.py
 
 jobs: setup ## run every stream job in a local mini-cluster (ARGS="--bootstrap-servers HOST:PORT --start-from earliest")
 	@$(PY) -m jobs all $(ARGS)

@@ -7,11 +7,13 @@ keep the Flink SQL tables that read them simple (one column per field).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+import re
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 SCHEMA_VERSION = 1
 
@@ -23,7 +25,55 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-EventTime = Annotated[AwareDatetime, PlainSerializer(format_time, return_type=str, when_used="json")]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_MILLIS_FROM = 100_000_000_000
+"""The one rule telling epoch seconds from epoch milliseconds: a number below 1e11 is seconds
+(1e11 s is the year 5138), from 1e11 on it is milliseconds (1e11 ms is 1973-03-03), so any time
+a device sends today reads the same in either unit. Accepted from 0 up to LAST_EPOCH_MS; rounded
+to the nearest millisecond (half up). The jobs' SQL (jobs.tables.epoch_sql) is built from these
+constants and does the same IEEE double arithmetic; tests/integration/test_jobs_event_time.py
+holds the two to the same answers."""
+LAST_EPOCH_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z, the last instant RFC 3339 (and Flink's TIMESTAMP) can write."""
+_NUMERIC_TEXT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def epoch_millis(value: int | float) -> int | None:
+    """Milliseconds since 1970 of an epoch number by the rule above; None out of range."""
+    if (isinstance(value, float) and not math.isfinite(value)) or not 0 <= value <= LAST_EPOCH_MS:
+        return None
+    scaled = value * 1000 if value < EPOCH_MILLIS_FROM else value
+    return scaled if isinstance(scaled, int) else math.floor(scaled + 0.5)
+
+
+def _from_epoch(value: object) -> object:
+    """An event time given as a JSON number (epoch seconds or milliseconds) as a datetime; text
+    (RFC 3339) is left to pydantic. A number in a string is refused: text is RFC 3339 only."""
+    if isinstance(value, bool):
+        return value  # pydantic refuses it as no datetime
+    if isinstance(value, int | float):
+        millis = epoch_millis(value)
+        if millis is None:
+            raise ValueError(
+                f"epoch time {value!r} is out of range: epoch seconds from 0 (below {EPOCH_MILLIS_FROM:.0e}) "
+                f"or epoch milliseconds up to {LAST_EPOCH_MS} (9999-12-31)"
+            )
+        return EPOCH + timedelta(milliseconds=millis)
+    if isinstance(value, str) and _NUMERIC_TEXT.fullmatch(value):
+        raise ValueError(
+            f"event time {value!r} is a number in a string: send RFC 3339 text "
+            "(2026-01-01T00:00:00.000Z) or epoch seconds/milliseconds as a JSON number"
+        )
+    return value
+
+
+EventTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_from_epoch),
+    PlainSerializer(format_time, return_type=str, when_used="json"),
+]
+"""RFC 3339 text with a zone, or epoch seconds or milliseconds as a JSON number (EPOCH_MILLIS_FROM);
+always written as RFC 3339 UTC with milliseconds."""
 
 
 class Event(BaseModel):
@@ -38,7 +88,10 @@ class Event(BaseModel):
     version: Literal[1] = Field(default=SCHEMA_VERSION, description="Contract version of the family.")
     event_id: Identifier = Field(description="Unique id of this event (producer-assigned).")
     source_id: Identifier = Field(description="Vehicle or device that produced the event; the Kafka key.")
-    event_time: EventTime = Field(description="When the reading was taken (event time, UTC).")
+    event_time: EventTime = Field(
+        description="When the reading was taken (event time, UTC). Written as RFC 3339 UTC with milliseconds; "
+        "read also as epoch seconds (a JSON number below 1e11) or epoch milliseconds (from 1e11 on)."
+    )
     fleet_id: Identifier = Field(default="default", description="Fleet or site group the source belongs to.")
 
     def to_json(self) -> str:

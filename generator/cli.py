@@ -7,6 +7,7 @@ examples:
   fleet-generator --output files --out-dir /tmp/events --max-speed --count 100000 \\
       --expectations-out /tmp/expected.json
   fleet-generator --replay trips.csv --speedup 60 --output kafka --bootstrap 127.0.0.1:9092
+  fleet-generator --replay seed-004.json --map fare_usd=fare --source-id taxi-1 --max-speed
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from contracts.thresholds import Thresholds
 from generator.config import FAMILIES, SCENARIOS, SimConfig, now_utc_ms, parse_families, parse_scenarios
 from generator.pipeline import PipelinedSimulator
-from generator.replay import ReplayError, TripReplay
+from generator.replay import ALIASES, DEFAULT_SOURCE_ID, FIELDS, ColumnMap, ReplayError, TripReplay
 from generator.runner import Metrics, RunStats, run, setup_logging
 from generator.simulator import Simulator
 from generator.sinks import JsonlFileSink, KafkaSink, StdoutSink
@@ -165,8 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--roll-lines", type=_number(int, 1), default=100_000, help="lines per file (100000)")
     output.add_argument("--roll-seconds", type=POSITIVE, default=1.0, help="roll files at least this often, s (1)")
     replay = parser.add_argument_group("replay")
-    replay.add_argument("--replay", type=Path, help="replay trips from a .csv or .jsonl file instead of simulating")
+    replay.add_argument(
+        "--replay", type=Path, help="replay trips from a .csv, .jsonl or .json file instead of simulating"
+    )
     replay.add_argument("--speedup", type=POSITIVE, default=1.0, help="replay speed factor (1 = recorded speed)")
+    aliases = ", ".join(f"{column}={field}" for column, field in ALIASES.items())
+    replay.add_argument(
+        "--map",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="COLUMN=FIELD",
+        help=f"read the file's COLUMN as the trip FIELD (repeatable; built in: {aliases}); FIELD one of "
+        + ", ".join(FIELDS),
+    )
+    replay.add_argument(
+        "--source-id",
+        default=DEFAULT_SOURCE_ID,
+        help=f"source_id of replayed rows that name none (default {DEFAULT_SOURCE_ID})",
+    )
     add_run_arguments(parser)
     return parser
 
@@ -253,14 +271,17 @@ def _sink(args, parser: argparse.ArgumentParser):
     return StdoutSink()
 
 
+def _replay(args) -> TripReplay:
+    columns = ColumnMap(dict(args.map))
+    return TripReplay(args.replay, args.speedup, args.start, args.fleet_id, source_id=args.source_id, columns=columns)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     try:
-        source = (
-            TripReplay(args.replay, args.speedup, args.start, args.fleet_id) if args.replay else make_simulator(args)
-        )
+        source = _replay(args) if args.replay else make_simulator(args)
     except (ReplayError, ValueError, OSError) as exc:
         parser.error(str(exc))
     sink = _sink(args, parser)

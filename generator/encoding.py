@@ -102,6 +102,7 @@ def reference_json(schema_name: str, fields: dict) -> str:
     return model.build(**fields).to_json()
 
 
-def legacy_heartbeat(event_id: str, device_id: str, time_text: str) -> str:
-    """The legacy wire form some seed devices still send; contracts.parsing normalises it."""
-    return json.dumps({"event-id": event_id, "device-id": device_id, "time": time_text}, separators=(",", ":"))
+def legacy_heartbeat(event_id: str, device_id: str, epoch_s: int) -> str:
+    """The legacy wire form seed 003's devices send (`time` in integer epoch seconds);
+    contracts.parsing normalises it."""
+    return json.dumps({"event-id": event_id, "device-id": device_id, "time": epoch_s}, separators=(",", ":"))

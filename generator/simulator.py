@@ -110,8 +110,8 @@ class Channel:
         self.variables = tuple(name for name in FAMILY_FIELDS[family] if name not in constants)
         self.slow = False
         encoded = {name: _encode(name, value) for name, value in self.constants.items()}
-        if legacy:  # the legacy heartbeat's own wire form, built the same way
-            self.format = '{"event-id":"' + id_prefix + '%d","device-id":"' + source_id + '","time":"%s"}'
+        if legacy:  # the legacy heartbeat's own wire form (integer epoch seconds), built the same way
+            self.format = '{"event-id":"' + id_prefix + '%d","device-id":"' + source_id + '","time":%s}'
         else:
             self.format = TEMPLATES[family].bind(id_prefix, encoded)
         self._optional_at = tuple(i for i, name in enumerate(self.variables) if name in OPTIONAL_FIELDS)
@@ -189,8 +189,9 @@ class Simulator:
             built = Channel(
                 family, source_id, self.config.fleet_id, self._id_prefix, constants=constants or {}, legacy=legacy
             )
-            # Driving events are rare and counted per vehicle, so they always take the special path.
-            built.slow = self.validate or source_id in self.tracker.watch or family == "driving.event"
+            # Driving events are rare and counted per vehicle, so they always take the special path;
+            # so do legacy heartbeats, whose time is their own (whole epoch seconds).
+            built.slow = self.validate or source_id in self.tracker.watch or family == "driving.event" or legacy
             return built
 
         self.channels: dict[str, dict[str, Channel]] = {}
@@ -343,6 +344,8 @@ class Simulator:
         if not (channel.slow or family in PERTURBABLE):
             return stamp  # the next perturbation waits for an event that can take it
         ms = regular_ms = self.clock.ms_at(index)
+        if channel.legacy:  # a seed device's clock counts whole seconds (seed 003): the event's time is that
+            ms = regular_ms = ms - ms % 1000
         fields = channel.fields(values)
         event_id = f"{self._id_prefix}{index}"
         if family == "driving.event":
@@ -358,6 +361,8 @@ class Simulator:
                 return None
             ms = self._shift(roll < self._shares[1], event_id, channel.topic, source_id, ms)
         if not self.validate:
+            if channel.legacy:
+                return str(ms // 1000)
             return stamp if ms == regular_ms else self.clock.text(ms)
         self._out.append((channel.topic, source_id, self._payload(channel, values, index, ms)))
         return None
@@ -369,7 +374,7 @@ class Simulator:
             return channel.format % (index, self.clock.text(ms), *encoded)
         event_id = f"{self._id_prefix}{index}"
         if channel.legacy:
-            return legacy_heartbeat(event_id, channel.key, self.clock.text(ms))
+            return legacy_heartbeat(event_id, channel.key, ms // 1000)
         return reference_json(
             channel.family, self._as_dict(channel.family, event_id, channel.key, ms, channel.fields(values))
         )

@@ -1,5 +1,5 @@
 """What SQL cannot say: the alarm lifecycle (one open incident per source and type, counted,
-cleared with hysteresis) and processing-time inactivity timers. Both are keyed Python functions
+cleared with hysteresis) and the inactivity checks on processing time. Both are keyed Python functions
 over the small streams SQL leaves for them; each output is a row (table, key, JSON document) that
 SQL routes to its topic: alarm records to the alerts topic, device liveness to its store topic."""
 
@@ -94,27 +94,39 @@ class AlarmLifecycle(KeyedProcessFunction):
 
 
 class InactivityTimers(KeyedProcessFunction):
-    """Keyed by device. Every heartbeat re-arms a processing-time timer at arrival + timeout, so
-    silence is noticed even when every device (and so every watermark) has stopped."""
+    """Keyed by device. Devices are checked for silence every `check_interval_s` of processing time
+    (thresholds.inactivity.check_interval_s; the checks fall on multiples of the interval since
+    1970, the same instants for every device): a device is reported inactive at the first check at
+    or after it was last heard from (its newest heartbeat's arrival) + its timeout. Each heartbeat
+    moves the device's one timer to that check; on processing time, so silence is noticed even when
+    every device (and so every watermark) has stopped."""
 
-    def __init__(self, default_timeout_s: float):
+    def __init__(self, default_timeout_s: float, check_interval_s: float):
         self.default_timeout_s = default_timeout_s
+        self.check_ms = max(1, round(check_interval_s * 1000))
 
     def open(self, runtime_context: RuntimeContext):
         self.device = runtime_context.get_state(ValueStateDescriptor("device", Types.STRING()))
+
+    def check_at(self, due_ms: int) -> int:
+        """The first check at or after `due_ms`."""
+        return -(-due_ms // self.check_ms) * self.check_ms
 
     def process_element(self, row, ctx):
         stored = self.device.value()
         device = json.loads(stored) if stored else None
         seen = _utc(row.event_at)
         timeout_s = row.timeout_s or self.default_timeout_s
+        timers = ctx.timer_service()
+        timer = self.check_at(timers.current_processing_time() + int(timeout_s * 1000))
         if device is not None:
-            ctx.timer_service().delete_processing_time_timer(device["timer"])
+            if device["timer"] != timer:
+                timers.delete_processing_time_timer(device["timer"])
             seen = max(seen, datetime.fromisoformat(device["last_seen"]))
         if device is None or device.get("inactive_since"):
             yield from self._back_online(device, row, seen, timeout_s)
-        timer = ctx.timer_service().current_processing_time() + int(timeout_s * 1000)
-        ctx.timer_service().register_processing_time_timer(timer)
+        if device is None or device["timer"] != timer:
+            timers.register_processing_time_timer(timer)
         state = {"last_seen": seen.isoformat(), "timeout_s": timeout_s, "timer": timer, "fleet_id": row.fleet_id}
         self.device.update(json.dumps(state))
 

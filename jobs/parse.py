@@ -19,6 +19,12 @@ from contracts import EVENT_MODELS, ContractError, parse_event
 from contracts.events import Event
 
 ENVELOPE = ("event_id", "source_id", "fleet_id")
+TIME_FORMS = (
+    "event_time must be RFC 3339 UTC with milliseconds and Z (2026-01-01T00:00:00.000Z), "
+    "or epoch seconds (a JSON number below 1e11) or milliseconds (from 1e11 on)"
+)
+"""The event times the jobs read (jobs.tables.ROWTIME_SQL); RFC 3339 text that SQL reads at
+another instant than the contract (an offset) is refused with this reason."""
 ERROR_COLUMNS = ("error", "error_field")
 
 
@@ -95,7 +101,7 @@ class ParseFamily(TableFunction):
             if event.schema_name != self.schema_name:
                 raise ContractError(f"{event.schema_name} event on the {self.schema_name} topic", field="schema")
             if rowtime_text != sql_time(event.event_time):
-                raise ContractError("event_time must be RFC 3339 UTC with milliseconds and Z", field="event_time")
+                raise ContractError(TIME_FORMS, field="event_time")
         except ContractError as exc:
             yield (exc.reason, exc.field, *self.padding)
             return

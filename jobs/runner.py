@@ -121,7 +121,8 @@ def build(env: StreamExecutionEnvironment, config: JobConfig):
     if "inactivity" in config.jobs:
         query = f"SELECT source_id, fleet_id, {EVENT_AT}, timeout_s FROM valid_device_heartbeat"
         stream = _keyed_stream(t_env, query, lambda row: row.source_id)
-        timers = InactivityTimers(config.thresholds.inactivity.timeout_s)
+        inactivity = config.thresholds.inactivity
+        timers = InactivityTimers(inactivity.timeout_s, inactivity.check_interval_s)
         lifecycles.append(stream.process(timers, output_type=OUTPUT_TYPE))
     if lifecycles:
         _route_lifecycle(t_env, statements, config, lifecycles)

@@ -6,19 +6,41 @@ from __future__ import annotations
 from pyflink.java_gateway import get_gateway
 from pyflink.table import Schema, StreamTableEnvironment
 
+from contracts.events import EPOCH_MILLIS_FROM, LAST_EPOCH_MS
 from jobs import fastpath
 from jobs.config import JobConfig
 from jobs.parse import function_name, output_columns, parse_function
 from storage.writes import WRITES
 
 EPOCH = "TIMESTAMP '1970-01-01 00:00:00'"
-# The event time as SQL reads it (legacy heartbeats call it `time`); the parse function checks it
-# equals the contract's event_time. Unusable times become the epoch: they never move a watermark
-# and the row is a dead letter anyway.
+
+
+def epoch_sql(number: str) -> str:
+    """SQL twin of contracts.events.epoch_millis: the instant of an epoch number (a DOUBLE: seconds
+    below EPOCH_MILLIS_FROM, else milliseconds, rounded half up) as TIMESTAMP(3), NULL out of the
+    contract's range. The same IEEE double arithmetic as Python gives the same millisecond."""
+    millis = (
+        f"FLOOR(CASE WHEN {number} < {EPOCH_MILLIS_FROM} THEN {number} * 1000 ELSE {number} END + CAST(0.5 AS DOUBLE))"
+    )
+    return (
+        f"CASE WHEN {number} >= 0 AND {number} <= {LAST_EPOCH_MS} "
+        f"THEN TIMESTAMPADD(MILLISECOND, CAST({millis} AS BIGINT), {EPOCH}) END"
+    )
+
+
+_TIME_TEXT = "COALESCE(JSON_VALUE(line, '$.event_time'), JSON_VALUE(line, '$.time'))"
+_RFC3339_SQL = f"TRY_CAST(REPLACE(REPLACE({_TIME_TEXT}, 'T', ' '), 'Z', '') AS TIMESTAMP(3))"
+# The event time as SQL reads it (legacy heartbeats call it `time`): RFC 3339 UTC text or an epoch
+# number (JSON_VALUE gives its text); the parse function checks it equals the contract's
+# event_time. Flink evaluates every argument of a COALESCE but only the chosen branch of a CASE:
+# lines with the time as a string in the canonical form (nearly all) skip the epoch reading, which
+# would parse the document several times more. Unusable times become the epoch: they never move
+# a watermark and the row is a dead letter anyway.
 ROWTIME_SQL = (
-    "COALESCE(TRY_CAST(REPLACE(REPLACE(COALESCE(JSON_VALUE(line, '$.event_time'), JSON_VALUE(line, '$.time')),"
-    f" 'T', ' '), 'Z', '') AS TIMESTAMP(3)), {EPOCH})"
+    f'CASE WHEN POSITION(\'"event_time":"\' IN line) > 0 THEN COALESCE({_RFC3339_SQL}, {EPOCH}) '
+    f"ELSE COALESCE({epoch_sql(f'TRY_CAST({_TIME_TEXT} AS DOUBLE)')}, {_RFC3339_SQL}, {EPOCH}) END"
 )
+
 
 # Flink types of the output columns (storage.writes names the columns, the migrations their types).
 _SINK_TYPES = {

@@ -15,6 +15,7 @@ from contracts import (
     parse_event,
     topic_for,
 )
+from contracts.events import format_time
 from contracts.schemas import SCHEMA_DIR, generated_schemas
 from contracts.thresholds import Thresholds
 
@@ -126,6 +127,46 @@ def test_legacy_heartbeat_with_a_bad_time_names_it():
     with pytest.raises(ContractError) as caught:
         parse_event(json.dumps({"event-id": "hb", "device-id": "d", "time": "soon"}))
     assert caught.value.field == "event_time"
+
+
+@pytest.mark.parametrize(
+    ("number", "instant"),
+    [
+        (1763791200, datetime(2025, 11, 22, 6, 0, tzinfo=UTC)),  # seed 003: integer epoch seconds
+        (1763791200.123, datetime(2025, 11, 22, 6, 0, 0, 123000, tzinfo=UTC)),
+        (1763791200.3, datetime(2025, 11, 22, 6, 0, 0, 300000, tzinfo=UTC)),  # 299.99995 ms as a double: rounded
+        (1763791200123, datetime(2025, 11, 22, 6, 0, 0, 123000, tzinfo=UTC)),  # epoch milliseconds
+        (1763791200123.6, datetime(2025, 11, 22, 6, 0, 0, 124000, tzinfo=UTC)),
+        (99_999_999_999, datetime(5138, 11, 16, 9, 46, 39, tzinfo=UTC)),  # the last whole second read as seconds
+        (100_000_000_000, datetime(1973, 3, 3, 9, 46, 40, tzinfo=UTC)),  # the first number read as milliseconds
+        (0, datetime(1970, 1, 1, tzinfo=UTC)),
+        (253_402_300_799_999, datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)),
+    ],
+)
+def test_epoch_times_are_seconds_below_1e11_and_milliseconds_from_it(number, instant):
+    legacy = parse_event(json.dumps({"event-id": "hb", "device-id": "d", "time": number}))
+    canonical = parse_event(json.dumps(wire("tire.reading", event_time=number)))
+    assert legacy.event_time == canonical.event_time == instant
+    assert canonical.to_dict()["event_time"] == format_time(instant)  # written as RFC 3339 again
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (-1, "out of range"),
+        (253_402_300_800_000, "out of range"),
+        (10**30, "out of range"),
+        ("1763791200", "a number in a string"),
+        (" 1.5e9 ", "a number in a string"),
+        (True, "valid datetime"),
+    ],
+)
+def test_epoch_times_out_of_range_or_in_strings_are_refused_naming_the_field(value, words):
+    for document in ({"event-id": "hb", "device-id": "d", "time": value}, wire("trip", event_time=value)):
+        with pytest.raises(ContractError) as caught:
+            parse_event(json.dumps(document))
+        assert caught.value.field == "event_time"
+        assert words in str(caught.value)
 
 
 def test_topic_for_unknown_schema_says_so():

@@ -19,7 +19,7 @@ from generator.cli import main as cli_main
 from generator.clock import SimClock
 from generator.config import CONDITION_SCENARIOS
 from generator.fleet import DRAIN_PCT_PER_KM
-from generator.replay import ReplayError, TripReplay
+from generator.replay import DEFAULT_SOURCE_ID, ColumnMap, ReplayError, TripReplay
 from generator.scenarios import SCENARIO_ALERTS, expectations
 from generator.sinks import JsonlFileSink
 
@@ -338,6 +338,79 @@ def test_replay_validates_every_row_before_sending(tmp_path):
     )
     with pytest.raises(ReplayError, match=r"bad.jsonl:1: field 'fare'"):
         TripReplay(bad)
+
+
+SEED_004_CSV = (
+    "trip_id,region_id,event_time,fare,duration,distance\n"
+    "t-2,region-7,2026-01-01T00:10:00Z,9.5,600,4.2\n"
+    "t-1,region-7,2026-01-01T00:05:00Z,12.0,300,5.0\n"
+)
+SEED_004_RECORDS = [
+    {"trip_id": "t-1", "region_id": "region-7", "event_time": "2026-01-01T00:05:00Z", "fare": 12.0, "duration": 300,
+     "distance": 5.0},
+    {"trip_id": "t-2", "region_id": "region-7", "event_time": 1767226200, "fare": 9.5, "duration": 600,
+     "distance": 4.2},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["seed.csv", "seed.jsonl", "seed.json"])
+def test_replay_reads_seed_004s_own_records_with_the_aliases_and_a_default_source(tmp_path, name):
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        path.write_text(SEED_004_CSV.replace("2026-01-01T00:10:00Z", "1767226200"))  # an epoch time in CSV too
+    elif name.endswith(".jsonl"):
+        path.write_text("".join(json.dumps(record) + "\n" for record in SEED_004_RECORDS))
+    else:
+        path.write_text(json.dumps(SEED_004_RECORDS, indent=2))
+    events = [parse_event(payload) for _, _, payload in TripReplay(path).next_batch()]
+    assert [(e.trip_id, e.source_id, e.duration_s, e.distance_km, e.fare) for e in events] == [
+        ("t-1", DEFAULT_SOURCE_ID, 300, 5.0, 12.0),
+        ("t-2", DEFAULT_SOURCE_ID, 600, 4.2, 9.5),
+    ]
+    assert events[1].event_time == datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
+    (event,) = [parse_event(p) for *_, p in TripReplay(path, source_id="taxi-9").next_batch()][:1]
+    assert event.source_id == "taxi-9"
+
+
+def test_replay_column_errors_name_the_column_and_what_is_allowed(tmp_path):
+    odd = tmp_path / "odd.csv"
+    odd.write_text(SEED_004_CSV.replace("distance\n", "dist_km\n", 1))
+    with pytest.raises(ReplayError) as caught:
+        TripReplay(odd)
+    message = str(caught.value)
+    assert "unknown column 'dist_km'" in message and "distance (= distance_km)" in message and "--map" in message
+    assert [
+        parse_event(p).distance_km
+        for *_, p in TripReplay(odd, columns=ColumnMap({"dist_km": "distance_km"})).next_batch()
+    ] == [5.0, 4.2]
+
+    short = tmp_path / "short.jsonl"
+    short.write_text(json.dumps({k: v for k, v in SEED_004_RECORDS[0].items() if k != "duration"}) + "\n")
+    with pytest.raises(
+        ReplayError, match=r"short.jsonl:1: field 'duration_s': missing column 'duration_s' \(or 'duration'\)"
+    ):
+        TripReplay(short)
+
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps([{**SEED_004_RECORDS[0], "duration_s": 300}]))
+    with pytest.raises(
+        ReplayError, match=r"both.json:item 1: .*columns 'duration' and 'duration_s' both give duration_s"
+    ):
+        TripReplay(both)
+    with pytest.raises(ReplayError, match=r"--map x=fare_usd: 'fare_usd' is no trip field; fields: event_id"):
+        ColumnMap({"x": "fare_usd"})
+
+
+def test_replay_cli_takes_the_map_and_the_default_source_id(tmp_path, capsys):
+    path = tmp_path / "seed.csv"
+    path.write_text(SEED_004_CSV.replace("fare,", "fare_usd,", 1))
+    assert cli_main(["--replay", str(path), "--map", "fare_usd=fare", "--source-id", "taxi-1", "--max-speed",
+                 "--log-level", "ERROR"]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert [(e.source_id, e.fare) for e in map(parse_event, lines)] == [("taxi-1", 12.0), ("taxi-1", 9.5)]
+    with pytest.raises(SystemExit):
+        cli_main(["--replay", str(path)])
+    assert "unknown column 'fare_usd'" in capsys.readouterr().err
 
 
 def test_scenarios_repeat_with_a_period_for_continuous_runs():

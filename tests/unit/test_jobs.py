@@ -13,7 +13,7 @@ from pyflink.common import Row
 
 from contracts import AlertRecord, AlertType, TireReading
 from contracts.thresholds import Thresholds
-from jobs.lifecycle import AlarmLifecycle, alarm_line
+from jobs.lifecycle import AlarmLifecycle, InactivityTimers, alarm_line
 from jobs.parse import ParseFamily, metric_names, output_columns
 from jobs.pipelines import _by_rule, _condition, _resolved
 from jobs.sample import START, build, closers
@@ -48,6 +48,20 @@ def test_legacy_heartbeats_parse_on_the_heartbeat_topic():
         '{"event-id": "h1", "device-id": "dev-1", "time": "2024-01-01T00:00:05.000Z"}', "2024-01-01 00:00:05.000"
     )
     assert row[:5] == (None, None, "h1", "dev-1", "default")
+    (epoch,) = ParseFamily("device.heartbeat").eval(
+        '{"event-id":"h1","device-id":"dev-1","time":1704067205}', "2024-01-01 00:00:05.000"
+    )
+    assert epoch[:2] == (None, None)
+    (misread,) = ParseFamily("device.heartbeat").eval(
+        '{"event-id":"h1","device-id":"dev-1","time":1704067205}', "1970-01-01 00:00:00.000"
+    )
+    assert misread[1] == "event_time" and "epoch seconds" in misread[0]
+
+
+def test_inactivity_checks_fall_on_multiples_of_the_interval():
+    checks = InactivityTimers(default_timeout_s=60, check_interval_s=30)
+    assert [checks.check_at(ms) for ms in (0, 1, 29_999, 30_000, 30_001)] == [0, 30_000, 30_000, 30_000, 60_000]
+    assert InactivityTimers(60, 0.25).check_at(1_001) == 1_250
 
 
 def test_metric_names_stay_unique_per_vehicle():
