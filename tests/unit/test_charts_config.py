@@ -193,14 +193,14 @@ def test_flink_job_runs_the_named_job_with_the_agreed_flags(job: str) -> None:
         "--group-id": "fleet-monitor-flink-job",
         "--thresholds": "/etc/fleet-monitor/thresholds.yaml",
         "--checkpoint-dir": "s3://fleet-monitor-prod/flink/fleet-monitor-flink-job/checkpoints",
-        "--checkpoint-interval": "60s",
-        "--parallelism": "6",
+        "--checkpoint-interval": "10s",
+        "--parallelism": "4",
         "--alarm-out-of-orderness": "0.5",
     }
     parsed = jobs_parser().parse_args(program[1:])
     assert (parsed.job, parsed.checkpoint_interval, parsed.checkpoint_dir) == (
         job,
-        60.0,
+        10.0,
         "s3://fleet-monitor-prod/flink/fleet-monitor-flink-job/checkpoints",
     )
     env = {e["name"]: e for e in jobmanager["env"]}
