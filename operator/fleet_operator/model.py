@@ -230,8 +230,10 @@ def desired_releases(name: str, spec: dict, charts_dir: Path, environments_dir: 
                 chart = component
                 # Grafana draws the threshold lines the jobs alarm on (charts/grafana renders them).
                 own = {"thresholds": thresholds} if component == "grafana" else {}
+            overlay = read_yaml(overlays / f"{chart}.yaml")
+            overlay.pop("thresholds", None)  # in `thresholds` above: jobs and Grafana get one document
             values = merge_values(
-                read_yaml(overlays / f"{chart}.yaml"),
+                overlay,
                 _wiring(name, component, spec),
                 own,
                 _common_keys(settings),
