@@ -77,10 +77,13 @@ def merge_values(*layers: dict | None) -> dict:
     return merged
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster, same safe subset
+
+
 def read_yaml(path: Path) -> dict:
     if not path.is_file():
         return {}
-    return yaml.safe_load(path.read_text()) or {}
+    return yaml.load(path.read_text(), Loader=_LOADER) or {}
 
 
 def chart_version(charts_dir: Path, chart: str) -> str:
