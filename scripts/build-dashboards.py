@@ -1,8 +1,11 @@
 """Build the Grafana dashboards of charts/grafana/dashboards/ from the compact definitions below.
 
 Panels are declared once here (SQL for TimescaleDB, PromQL for Prometheus) and written as the JSON
-Grafana provisions; threshold lines come from contracts, so a changed default moves the dashboards
-too. `--check` exits 1 when the committed JSON differs (the dashboard tests run it).
+Grafana provisions. Alarm threshold lines carry the contracts' defaults and are listed in
+charts/grafana/threshold-lines.json (dashboard -> panel and step index -> alert type): the grafana
+chart sets them from its `thresholds` value, the same document the jobs load (the operator passes
+both releases the environment's thresholds with the FleetMonitor's over them). `--check` exits 1
+when the committed JSON differs (the dashboard tests run it).
 """
 
 from __future__ import annotations
@@ -19,13 +22,22 @@ from contracts.records import AlertType  # noqa: E402
 from contracts.thresholds import Thresholds  # noqa: E402
 
 OUT = ROOT / "charts" / "grafana" / "dashboards"
+LINES = ROOT / "charts" / "grafana" / "threshold-lines.json"
 PG = {"type": "grafana-postgresql-datasource", "uid": "fleet-timescaledb"}
 PROM = {"type": "prometheus", "uid": "fleet-prometheus"}
 RULES = Thresholds()
 
 
+class Line(float):
+    """A threshold step value that is an alarm rule's threshold (the chart replaces it)."""
+
+    alert_type: str
+
+
 def rule(alert_type: AlertType) -> float:
-    return RULES.rule_for(alert_type).threshold
+    line = Line(RULES.rule_for(alert_type).threshold)
+    line.alert_type = AlertType(alert_type).value
+    return line
 
 
 def sql(query: str, fmt: str = "table") -> dict:
@@ -499,6 +511,18 @@ def dashboard(uid: str, title: str, variables: list[dict], panels: list[dict]) -
     }
 
 
+def threshold_lines() -> str:
+    """Where each alarm threshold sits: {dashboard file: [{panel, step, alert_type}]} (indexes)."""
+    lines: dict[str, list[dict]] = {}
+    for uid, (_, _, panels) in DASHBOARDS.items():
+        for number, item in enumerate(panels):
+            for step, entry in enumerate(item["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])):
+                if isinstance(entry["value"], Line):
+                    found = {"panel": number, "step": step, "alert_type": entry["value"].alert_type}
+                    lines.setdefault(f"{uid}.json", []).append(found)
+    return json.dumps(lines, indent=2) + "\n"
+
+
 def build() -> dict[str, str]:
     return {
         f"{uid}.json": json.dumps(dashboard(uid, title, variables, panels), indent=2, ensure_ascii=False) + "\n"
@@ -514,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = sorted(
         {name for name, text in files.items() if not (OUT / name).is_file() or (OUT / name).read_text() != text}
         | {path.name for path in OUT.glob("*.json") if path.name not in files}
+        | ({LINES.name} if not LINES.is_file() or LINES.read_text() != threshold_lines() else set())
     )
     if args.check:
         if stale:
@@ -525,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
             path.unlink()
     for name, text in files.items():
         (OUT / name).write_text(text)
+    LINES.write_text(threshold_lines())
     return 0
 
 

@@ -342,8 +342,7 @@ async def heal_once(rt: Runtime, body: kopf.Body, memo: kopf.Memo, logger: loggi
     if kafka.get("enabled", True):
         bootstrap = kafka.get("bootstrapServers") or f"{name}-kafka.{namespace}.svc:9092"
         releases = model.desired_releases(name, spec, rt.settings.charts_dir, rt.settings.environments_dir)
-        replication = model.kafka_replication(model.kafka_values(releases, rt.settings.charts_dir))
-        report = await heal_topics(bootstrap, model.topics(spec, *replication))
+        report = await heal_topics(bootstrap, model.topics(model.kafka_values(releases, rt.settings.charts_dir), spec))
         if report.created:
             kopf.info(body, reason="TopicsCreated", message=", ".join(report.created))
         if report.drift:

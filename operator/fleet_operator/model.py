@@ -3,8 +3,11 @@ files, so the unit tests cover them completely.
 
 Values of a release = chart defaults (the chart's values.yaml, applied by Helm itself)
                     + the environment's overlay (environments/<env>/values/<chart>.yaml)
-                    + what the resource says (spec.components.<name>.{replicas, resources, storage, image})
-                    + spec.components.<name>.values, merged last.
+                    + what the resource says explicitly (spec.components.<name>.{replicas, resources,
+                      storage, image}, spec.jobs.<job>.*, spec.topics, spec.retention, spec.thresholds)
+                    + spec.components.<name>.values (spec.jobs.<job>.values), merged last.
+A key the resource leaves out is not written at all, so the overlay's (else the chart's) value
+stands: neither this module nor the CRD supplies defaults for keys an overlay can set.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ STAGES: tuple[tuple[str, ...], ...] = (
 COMPONENTS: tuple[str, ...] = ("kafka", "timescaledb", "vector", "loader", "api", "grafana", "generator")
 JOBS: tuple[str, ...] = ("aggregates", "alarms", "inactivity", "kpis")
 FLINK_CHART = "flink-job"
+# spec.jobs.<job> keys that land on the chart's job.* values (when the spec sets them).
+JOB_KEYS: tuple[str, ...] = ("parallelism", "checkpointInterval", "upgradeMode", "alarmOutOfOrderness")
 
 
 @dataclass(frozen=True)
@@ -72,10 +77,13 @@ def merge_values(*layers: dict | None) -> dict:
     return merged
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster, same safe subset
+
+
 def read_yaml(path: Path) -> dict:
     if not path.is_file():
         return {}
-    return yaml.safe_load(path.read_text()) or {}
+    return yaml.load(path.read_text(), Loader=_LOADER) or {}
 
 
 def chart_version(charts_dir: Path, chart: str) -> str:
@@ -107,14 +115,18 @@ class SpecError(ValueError):
     """The spec passed the CRD schema but still cannot work (the message names the field)."""
 
 
-def thresholds_values(spec: dict) -> dict:
-    """spec.thresholds checked with the contracts model (the same one the jobs load)."""
-    raw = spec.get("thresholds") or {}
+def thresholds_values(spec: dict, environment: dict | None = None) -> dict:
+    """The effective thresholds: the environment's (the flink-job overlay's `thresholds`) with
+    spec.thresholds over them, checked as one document with the contracts model the jobs load.
+    The jobs and Grafana (its threshold lines) get this same document."""
+    raw = merge_values(environment, spec.get("thresholds"))
     try:
         return Thresholds.model_validate(raw).model_dump(mode="json", exclude_defaults=True)
     except ValidationError as error:
         problems = "; ".join(
-            f"spec.thresholds.{'.'.join(map(str, item['loc']))}: {item['msg']}" if item["loc"] else item["msg"]
+            f"spec.thresholds.{'.'.join(map(str, item['loc']))}: {item['msg']}"
+            if item["loc"]
+            else f"spec.thresholds (over the environment's): {item['msg']}"
             for item in error.errors()
         )
         raise SpecError(problems) from None
@@ -128,33 +140,49 @@ def kafka_replication(values: dict) -> tuple[int, int]:
     return min(factor, brokers), brokers
 
 
-def topics(spec: dict, replication_factor: int = 1, brokers: int | None = None) -> dict[str, dict]:
-    """Every topic of the contracts with its partitions, replication factor and config. A factor
-    the spec leaves out is `replication_factor` (the kafka release's, see kafka_replication); like
-    the chart, none exceeds `brokers`. min.insync.replicas above a topic's factor is refused: every
-    acks=all write (the jobs' transactions) would fail."""
+def _topic_field(spec: dict, name: str, keys: tuple[str, ...]) -> str:
+    """Where a topic setting came from, for error messages: the resource or the kafka overlay."""
     declared = spec.get("topics") or {}
-    overrides = declared.get("overrides") or {}
+    override = (declared.get("overrides") or {}).get(name) or {}
+    if any(key in override or key in (override.get("config") or {}) for key in keys):
+        return f"spec.topics.overrides.{name}"
+    if any(key in declared or key in (declared.get("config") or {}) for key in keys):
+        return "spec.topics"
+    return f"the kafka values of environments/{spec.get('environment')} (topic {name})"
+
+
+def topics(kafka: dict, spec: dict | None = None) -> dict[str, dict]:
+    """Every topic of the contracts with its partitions, replication factor and config, read from
+    the kafka release's values over its chart's defaults (kafka_values) exactly as the chart's
+    topics Job reads them, so self-healing creates what the chart would. `spec` only names the
+    field at fault. min.insync.replicas above a topic's factor is refused: every acks=all write
+    (the jobs' transactions) would fail."""
+    spec = spec or {}
+    defaults = kafka.get("topicDefaults") or {}
+    overrides = kafka.get("topicOverrides") or {}
     unknown = sorted(set(overrides) - set(ALL_TOPICS))
     if unknown:
-        raise SpecError(f"spec.topics.overrides.{unknown[0]}: not a topic of contracts.topics.ALL_TOPICS")
+        spec_names = ((spec.get("topics") or {}).get("overrides")) or {}
+        where = "spec.topics.overrides" if unknown[0] in spec_names else "kafka values topicOverrides"
+        raise SpecError(f"{where}.{unknown[0]}: not a topic of contracts.topics.ALL_TOPICS")
+    replication_factor, brokers = kafka_replication(kafka)
     result = {}
     for name in ALL_TOPICS:
         override = overrides.get(name) or {}
-        factor = override.get("replicationFactor", declared.get("replicationFactor", replication_factor))
-        if brokers is not None:
-            factor = min(factor, brokers)
-        config = {**(declared.get("config") or {}), **(override.get("config") or {})}
-        min_insync = str(config.get("min.insync.replicas", 1))
+        factor = min(int(override.get("replicationFactor", replication_factor)), brokers)
+        config = {
+            key: str(value)
+            for key, value in {**(defaults.get("config") or {}), **(override.get("config") or {})}.items()
+        }
+        min_insync = config.get("min.insync.replicas", "1")
         if min_insync.isdigit() and int(min_insync) > factor:
-            own = "replicationFactor" in override or "min.insync.replicas" in (override.get("config") or {})
-            where = f"spec.topics.overrides.{name}" if own else "spec.topics"
+            where = _topic_field(spec, name, ("replicationFactor", "min.insync.replicas"))
             raise SpecError(
                 f"{where}: min.insync.replicas {min_insync} is above the replication factor "
                 f"{factor} of {name}: every acks=all write to it would fail"
             )
         result[name] = {
-            "partitions": override.get("partitions", declared.get("partitions", 6)),
+            "partitions": int(override.get("partitions", defaults.get("partitions", 6))),
             "replicationFactor": factor,
             "config": config,
         }
@@ -162,14 +190,15 @@ def topics(spec: dict, replication_factor: int = 1, brokers: int | None = None) 
 
 
 def _wiring(name: str, component: str, spec: dict) -> dict:
-    """Values that connect the releases to each other and carry the spec's platform settings."""
+    """Values that connect the releases to each other and carry the spec's platform settings
+    (only those the spec states: the rest is the overlay's)."""
     values: dict[str, Any] = {"fullnameOverride": f"{name}-{component}"}  # predictable service names
     if component == "kafka":
         declared = spec.get("topics") or {}
-        values["topicDefaults"] = {"partitions": declared.get("partitions", 6)}
-        if declared.get("config"):
-            values["topicDefaults"]["config"] = declared["config"]
-        if "replicationFactor" in declared:  # else the environment's overlay (prod: 3, min ISR 2)
+        defaults = {key: declared[key] for key in ("partitions", "config") if declared.get(key)}
+        if defaults:
+            values["topicDefaults"] = defaults
+        if "replicationFactor" in declared:
             values["replication"] = {"defaultReplicationFactor": declared["replicationFactor"]}
         if declared.get("overrides"):
             values["topicOverrides"] = declared["overrides"]
@@ -189,7 +218,7 @@ def desired_releases(name: str, spec: dict, charts_dir: Path, environments_dir: 
     overlays = environments_dir / environment / "values"
     components = spec.get("components") or {}
     jobs = spec.get("jobs") or {}
-    thresholds = thresholds_values(spec)
+    thresholds = thresholds_values(spec, read_yaml(overlays / f"{FLINK_CHART}.yaml").get("thresholds"))
     releases = []
     for stage, members in enumerate(STAGES):
         for component in members:
@@ -197,29 +226,27 @@ def desired_releases(name: str, spec: dict, charts_dir: Path, environments_dir: 
                 job_name = component.removeprefix("job-")
                 settings = jobs.get(job_name) or {}
                 chart = FLINK_CHART
-                own = {
-                    "job": {
-                        "name": job_name,
-                        "parallelism": settings.get("parallelism", 2),
-                        "checkpointInterval": settings.get("checkpointInterval", "30s"),
-                        "upgradeMode": settings.get("upgradeMode", "savepoint"),
-                    },
-                    "thresholds": thresholds,
-                }
-                if "alarmOutOfOrderness" in settings:
-                    own["job"]["alarmOutOfOrderness"] = settings["alarmOutOfOrderness"]
-                upgrade_mode = settings.get("upgradeMode", "savepoint")
+                job = {key: settings[key] for key in JOB_KEYS if key in settings}
+                own = {"job": {"name": job_name, **job}, "thresholds": thresholds}
             else:
                 settings = components.get(component) or {}
-                chart, own, upgrade_mode = component, {}, None
+                chart = component
+                # Grafana draws the threshold lines the jobs alarm on (charts/grafana renders them).
+                own = {"thresholds": thresholds} if component == "grafana" else {}
+            overlay = read_yaml(overlays / f"{chart}.yaml")
+            overlay.pop("thresholds", None)  # in `thresholds` above: jobs and Grafana get one document
             values = merge_values(
-                read_yaml(overlays / f"{chart}.yaml"),
+                overlay,
                 _wiring(name, component, spec),
                 own,
                 _common_keys(settings),
                 settings.get("values"),
             )
             version = chart_version(charts_dir, chart)
+            upgrade_mode = None
+            if chart == FLINK_CHART:  # the overlay's, else the chart's, unless the spec says
+                chart_job = read_yaml(charts_dir / chart / "values.yaml").get("job") or {}
+                upgrade_mode = {**chart_job, **values["job"]}.get("upgradeMode")
             releases.append(
                 Release(
                     component=component,
@@ -233,7 +260,7 @@ def desired_releases(name: str, spec: dict, charts_dir: Path, environments_dir: 
                     inputs_hash=inputs_hash(chart, version, values),
                 )
             )
-    topics(spec, *kafka_replication(kafka_values(releases, charts_dir)))  # refuses what cannot work
+    topics(kafka_values(releases, charts_dir), spec)  # refuses what cannot work
     return releases
 
 

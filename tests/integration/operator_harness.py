@@ -73,7 +73,8 @@ def write_charts(root: Path) -> Path:
             "persistence": {"size": "1Gi"},
         }
         if name == "flink-job":
-            defaults["job"] = {"name": "", "initialSavepointPath": ""}
+            # as charts/flink-job: the upgrade mode a job gets unless the overlay or spec says
+            defaults["job"] = {"name": "", "initialSavepointPath": "", "upgradeMode": "savepoint"}
         (chart / "values.yaml").write_text(yaml.safe_dump(defaults))
         (chart / "templates/workload.yaml").write_text(DEPLOYMENT)
     return charts

@@ -239,14 +239,11 @@ def test_invalid_resources_are_rejected_naming_the_field(tmp_path, kube_cluster,
         del missing["spec"]["environment"]
         with pytest.raises(KubeApiError, match=r"spec.environment: Required value"):
             p.create(missing)
-        # Valid: the API server fills the schema's defaults.
+        # Valid: the API server fills the schema's defaults, none on a key an environment overlay
+        # sets (job.*, topic partitions): those stay unset so the overlay's value stands.
         created = p.create(p.fleet())
-        assert created["spec"]["jobs"]["alarms"] == {
-            "enabled": True,
-            "parallelism": 2,
-            "checkpointInterval": "30s",
-            "upgradeMode": "savepoint",
-        }
+        assert created["spec"]["jobs"]["alarms"] == {"enabled": True}
+        assert "partitions" not in created["spec"]["topics"]
         assert created["spec"]["paused"] is False
 
 

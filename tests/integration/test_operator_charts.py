@@ -82,14 +82,10 @@ def test_the_operator_chart_renders_and_its_rbac_is_namespaced_when_asked(tmp_pa
     assert bad.returncode != 0 and "replicaCount" in bad.stderr
 
 
-def _fleetmonitor(env: str, *removed: str) -> dict:
-    """The environment's FleetMonitor, optionally with one key removed (e.g. "spec", "topics")."""
+def _fleetmonitor(env: str, **spec) -> dict:
+    """The environment's FleetMonitor, optionally with more spec keys (e.g. topics)."""
     obj = yaml.safe_load((ROOT / f"environments/{env}/fleetmonitor.yaml").read_text())
-    if removed:
-        parent = obj
-        for key in removed[:-1]:
-            parent = parent[key]
-        del parent[removed[-1]]
+    obj["spec"].update(spec)
     return obj
 
 
@@ -107,24 +103,24 @@ def _render(release: model.Release, env: str, tmp_path: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize(
-    ("env", "removed"),
+    ("env", "topics"),
     [
-        ("dev", ()),
-        ("qa", ()),
-        ("prod", ()),
-        ("qa", ("spec", "topics")),
-        ("prod", ("spec", "topics")),
-        ("prod", ("spec", "topics", "replicationFactor")),
+        ("dev", None),
+        ("qa", None),
+        ("prod", None),
+        ("qa", {"partitions": 6, "config": {"min.insync.replicas": "2"}}),
+        ("prod", {"replicationFactor": 3, "config": {"min.insync.replicas": "2"}}),
+        ("prod", {"overrides": {"fleet.alerts": {"replicationFactor": 3}}}),
     ],
-    ids=["dev", "qa", "prod", "qa-no-topics", "prod-no-topics", "prod-no-replication-factor"],
+    ids=["dev", "qa", "prod", "qa-spec-topics", "prod-spec-topics", "prod-spec-override"],
 )
-def test_kafka_min_insync_replicas_never_exceed_the_replication_factor(env, removed, tmp_path):
+def test_kafka_min_insync_replicas_never_exceed_the_replication_factor(env, topics, tmp_path):
     """The kafka release as the operator renders it: three brokers mean replication factor 3 with
     min.insync.replicas 2 (topics, offsets and transaction logs), whether or not the FleetMonitor
     declares topics; a spec without them used to get factor 1 beside the overlay's min ISR 2. In
     any environment no topic asks for more in-sync replicas than it has (acks=all would fail), and
     the operator's self-healing creates topics with the factor the chart does."""
-    obj = _fleetmonitor(env, *removed)
+    obj = _fleetmonitor(env, **({"topics": topics} if topics else {}))
     releases = _releases(env, obj)
     documents = _render(next(r for r in releases if r.component == "kafka"), env, tmp_path)
     brokers = next(d for d in documents if d["kind"] == "StatefulSet")["spec"]["replicas"]
@@ -147,18 +143,19 @@ def test_kafka_min_insync_replicas_never_exceed_the_replication_factor(env, remo
             assert (int(broker[factor]), int(broker[min_isr])) == (3, 2)
     assert int(broker["offsets.topic.replication.factor"]) == min(brokers, 3)
     spec = openapi.apply_defaults(openapi.version_schema(CRD), obj)["spec"]
-    healed = model.topics(spec, *model.kafka_replication(model.kafka_values(releases, ROOT / "charts")))
+    healed = model.topics(model.kafka_values(releases, ROOT / "charts"), spec)
     for topic, (factor, config) in created.items():
         assert int(config.get("min.insync.replicas", broker["min.insync.replicas"])) <= factor, topic
         assert healed[topic]["replicationFactor"] == factor, topic
+        assert healed[topic]["config"] == config, topic  # self-healing creates what the chart's Job does
         if brokers >= 3:
             assert factor == 3, topic
 
 
 @pytest.mark.parametrize("env", ["dev", "qa", "prod"])
 def test_kafka_heap_fits_the_container_the_operator_sizes(env, tmp_path):
-    """-Xmx at most 60% of the broker's memory limit as the FleetMonitor sets it (prod: 4Gi,
-    where the overlay's fixed 4g heap left nothing for page cache and off-heap memory)."""
+    """-Xmx at most 60% of the broker's memory limit as the operator sizes it (prod's FleetMonitor
+    once set 4Gi, where the overlay's fixed 4g heap left nothing for page cache and off-heap memory)."""
     kafka = next(r for r in _releases(env) if r.component == "kafka")
     workload = next(d for d in _render(kafka, env, tmp_path) if d["kind"] == "StatefulSet")
     container = workload["spec"]["template"]["spec"]["containers"][0]

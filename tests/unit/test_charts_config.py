@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from fleet_operator import model
 
 from contracts.records import AlertType
 from contracts.thresholds import Thresholds
 from contracts.topics import ALL_TOPICS
 from jobs.cli import parser as jobs_parser
 from jobs.tables import TRANSACTION_TIMEOUT_MS
-from tests.unit.test_charts_render import CHARTS, ENVIRONMENTS, ROOT, find, pod_spec, render
+from tests.unit.test_charts_render import CHARTS, ENVIRONMENTS, ROOT, find, helm, pod_spec, render
 
 MAIN_WORKLOAD = {  # (kind, name suffix) the operator's replicaCount/resources/persistence keys drive
     "kafka": ("StatefulSet", ""),
@@ -193,14 +195,14 @@ def test_flink_job_runs_the_named_job_with_the_agreed_flags(job: str) -> None:
         "--group-id": "fleet-monitor-flink-job",
         "--thresholds": "/etc/fleet-monitor/thresholds.yaml",
         "--checkpoint-dir": "s3://fleet-monitor-prod/flink/fleet-monitor-flink-job/checkpoints",
-        "--checkpoint-interval": "60s",
-        "--parallelism": "6",
+        "--checkpoint-interval": "10s",
+        "--parallelism": "4",
         "--alarm-out-of-orderness": "0.5",
     }
     parsed = jobs_parser().parse_args(program[1:])
     assert (parsed.job, parsed.checkpoint_interval, parsed.checkpoint_dir) == (
         job,
-        60.0,
+        10.0,
         "s3://fleet-monitor-prod/flink/fleet-monitor-flink-job/checkpoints",
     )
     env = {e["name"]: e for e in jobmanager["env"]}
@@ -415,7 +417,7 @@ def test_kafka_refuses_topics_with_more_in_sync_replicas_than_replicas() -> None
         )
     docs = render("kafka", "prod", r"topicOverrides.fleet\.alerts.replicationFactor=2")
     script = find(docs, "Job", "fleet-monitor-kafka-topics")[0]["spec"]["template"]["spec"]["containers"][0]["args"][0]
-    assert '--topic "fleet.alerts" --partitions 12 --replication-factor 2 ' in script
+    assert '--topic "fleet.alerts" --partitions 6 --replication-factor 2 ' in script
     assert '--topic "fleet.trips" --partitions 12 --replication-factor 3 ' in script
 
 
@@ -513,3 +515,89 @@ def test_timescaledb_tune_memory_is_in_the_format_timescaledb_tune_reads(
     tuned = int(match.group(1)) * TUNE_UNITS[match.group(2)]
     limit_bytes = memory_bytes(container["resources"]["limits"]["memory"])
     assert limit_bytes - 2**20 < tuned <= limit_bytes
+
+
+# --- thresholds: the dashboards draw what the jobs alarm on -------------------------------------
+
+THRESHOLD_LINES = json.loads((ROOT / "charts" / "grafana" / "threshold-lines.json").read_text())
+COMMITTED_DASHBOARDS = {p.name: json.loads(p.read_text()) for p in (ROOT / "charts/grafana/dashboards").glob("*.json")}
+
+
+def rendered_dashboards(docs: list[dict]) -> dict[str, dict]:
+    data = next(d for d in find(docs, "ConfigMap") if d["metadata"]["name"].endswith("grafana-dashboards"))["data"]
+    return {name: json.loads(text) for name, text in data.items()}
+
+
+def drawn_lines(dashboards: dict[str, dict]) -> dict[tuple, tuple[str, float]]:
+    """(dashboard, panel title, step) -> (alert type, the value the threshold step shows)."""
+    drawn = {}
+    for name, lines in THRESHOLD_LINES.items():
+        for line in lines:
+            panel = dashboards[name]["panels"][line["panel"]]
+            value = panel["fieldConfig"]["defaults"]["thresholds"]["steps"][line["step"]]["value"]
+            drawn[name, panel["title"], line["step"]] = (line["alert_type"], value)
+    return drawn
+
+
+def without_lines(dashboards: dict[str, dict]) -> dict[str, dict]:
+    stripped = json.loads(json.dumps(dashboards))
+    for name, lines in THRESHOLD_LINES.items():
+        for line in lines:
+            stripped[name]["panels"][line["panel"]]["fieldConfig"]["defaults"]["thresholds"]["steps"][line["step"]] = (
+                None
+            )
+    return stripped
+
+
+def test_threshold_lines_are_every_alarm_threshold_in_the_dashboards() -> None:
+    """The committed lines sit at the contracts' defaults, on steps that exist; nothing else moves."""
+    drawn = drawn_lines(COMMITTED_DASHBOARDS)
+    assert {alert for alert, _ in drawn.values()} == {
+        "tire_pressure_low",
+        "tire_temperature_high",
+        "co2_high",
+        "temperature_high",
+        "humidity_high",
+    }
+    for alert, value in drawn.values():
+        assert value == Thresholds().rule_for(AlertType(alert)).threshold
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_dashboards_draw_the_thresholds_the_jobs_alarm_on(environment: str, tmp_path: Path) -> None:
+    """The seam operator -> charts: what the operator computes for an environment (overlays, its
+    FleetMonitor, plus a spec.thresholds override) rendered through the flink-job and grafana
+    charts: every dashboard threshold line is the threshold the jobs' thresholds.yaml resolves."""
+    obj = yaml.safe_load((ROOT / "environments" / environment / "fleetmonitor.yaml").read_text())
+    spec = obj["spec"] | {
+        "thresholds": {
+            "defaults": {"tire_pressure_low": {"threshold": 195}, "co2_high": {"threshold": 1200, "clear": 1100}}
+        }
+    }
+    releases = {
+        r.component: r for r in model.desired_releases("fleet-monitor", spec, ROOT / "charts", ROOT / "environments")
+    }
+
+    def render_release(component: str) -> list[dict]:
+        release = releases[component]
+        values = tmp_path / f"{component}.yaml"
+        values.write_text(yaml.safe_dump(release.values))
+        output = helm("template", release.name, str(ROOT / "charts" / release.chart), "-n", "fleet", "-f", str(values))
+        return [doc for doc in yaml.safe_load_all(output) if doc]
+
+    config = find(render_release("job-alarms"), "ConfigMap", "fleet-monitor-job-alarms")[0]
+    jobs = Thresholds.model_validate(yaml.safe_load(config["data"]["thresholds.yaml"]))
+    dashboards = rendered_dashboards(render_release("grafana"))
+    drawn = drawn_lines(dashboards)
+    for (name, title, _), (alert, value) in drawn.items():
+        assert value == jobs.rule_for(AlertType(alert)).threshold, f"{name} {title!r}"
+    assert {value for alert, value in drawn.values() if alert == "tire_pressure_low"} == {195}
+    assert {value for alert, value in drawn.values() if alert == "co2_high"} == {1200}
+    assert without_lines(dashboards) == without_lines(COMMITTED_DASHBOARDS)  # only the lines moved
+
+
+def test_grafana_without_thresholds_serves_the_committed_dashboards() -> None:
+    assert rendered_dashboards(render("grafana", "prod")) == COMMITTED_DASHBOARDS
+    moved = rendered_dashboards(render("grafana", None, "thresholds.defaults.humidity_high.threshold=70"))
+    changed = {key: line for key, line in drawn_lines(moved).items() if line != drawn_lines(COMMITTED_DASHBOARDS)[key]}
+    assert changed == {("building-climate.json", "Humidity (%, 5-min avg)", 1): ("humidity_high", 70)}

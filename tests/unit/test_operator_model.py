@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -81,10 +83,9 @@ def test_jobs_get_their_spec_thresholds_and_wiring(dirs):
     assert alarms.chart == "flink-job" and alarms.name == "fm-job-alarms"
     assert alarms.values["job"] == {
         "name": "alarms",
-        "parallelism": 3,
-        "checkpointInterval": "30s",
+        "parallelism": 3,  # the spec wins over the overlay's 8
         "upgradeMode": "last-state",
-    }  # the spec wins over the overlay's 8
+    }  # no checkpointInterval: neither the spec nor the overlay sets it, so the chart's stands
     assert alarms.values["taskSlots"] == 4
     assert alarms.values["thresholds"] == {"defaults": {"co2_high": {"threshold": 1200.0}}}
     assert alarms.values["kafka"] == {"bootstrapServers": "fm-kafka:9092"}
@@ -138,32 +139,99 @@ def test_kafka_replication_comes_from_the_environment_unless_the_spec_sets_it(di
     }
     assert model.kafka_replication({"replicaCount": 1, "replication": {"defaultReplicationFactor": 3}}) == (1, 1)
     assert model.kafka_replication({}) == (1, 1)  # the chart's defaults
-    topics = model.topics({"topics": {"config": {"min.insync.replicas": "2"}}}, 3, 3)
+    three = {"replicaCount": 3, "replication": {"defaultReplicationFactor": 3}}
+    topics = model.topics({**three, "topicDefaults": {"config": {"min.insync.replicas": "2"}}})
     assert {t["replicationFactor"] for t in topics.values()} == {3}
 
 
 def test_min_insync_replicas_above_the_replication_factor_is_refused(dirs):
+    spec = {"topics": {"replicationFactor": 1, "config": {"min.insync.replicas": "2"}}}
+    kafka = {"replicaCount": 1, "topicDefaults": {"config": {"min.insync.replicas": "2"}}}
     with pytest.raises(model.SpecError, match=r"^spec.topics: min.insync.replicas 2 is above the replication factor 1"):
-        model.topics({"topics": {"replicationFactor": 1, "config": {"min.insync.replicas": "2"}}})
+        model.topics(kafka, spec)
+    spec = {"topics": {"overrides": {"fleet.alerts": {"config": {"min.insync.replicas": "3"}}}}}
+    kafka = {
+        "replicaCount": 2,
+        "replication": {"defaultReplicationFactor": 3},
+        "topicOverrides": spec["topics"]["overrides"],
+    }
     with pytest.raises(model.SpecError, match=r"^spec.topics.overrides.fleet.alerts: .* factor 2 of fleet.alerts"):
-        model.topics({"topics": {"overrides": {"fleet.alerts": {"config": {"min.insync.replicas": "3"}}}}}, 3, 2)
+        model.topics(kafka, spec)
+    with pytest.raises(model.SpecError, match=r"^the kafka values of environments/qa \(topic fleet.alerts\): min"):
+        model.topics(kafka, {"environment": "qa"})  # set by the overlay, not the resource
     # the operator refuses it before any release is touched (status InvalidSpec)
     with pytest.raises(model.SpecError, match=r"min\.insync\.replicas"):
         releases(dirs, {"topics": {"config": {"min.insync.replicas": "2"}}})
 
 
-def test_topics_default_to_the_contracts():
-    topics = model.topics({"topics": {"partitions": 4, "overrides": {"fleet.trips": {"partitions": 9}}}})
+def test_topics_are_what_the_kafka_chart_creates():
+    kafka = {
+        "topicDefaults": {"partitions": 4, "config": {"retention.ms": 86400000}},
+        "topicOverrides": {"fleet.trips": {"partitions": 9, "config": {"retention.ms": "1"}}},
+    }
+    topics = model.topics(kafka)
     assert list(topics) == list(ALL_TOPICS)
     assert {"fleet.store.readings", "fleet.alerts", "fleet.dead-letters"} <= set(topics)  # the jobs' outputs too
-    assert topics["fleet.trips"]["partitions"] == 9 and topics["fleet.alerts"]["partitions"] == 4
-    with pytest.raises(model.SpecError, match=r"spec.topics.overrides.fleet.nope"):
-        model.topics({"topics": {"overrides": {"fleet.nope": {}}}})
+    assert topics["fleet.trips"] == {"partitions": 9, "replicationFactor": 1, "config": {"retention.ms": "1"}}
+    assert topics["fleet.alerts"] == {"partitions": 4, "replicationFactor": 1, "config": {"retention.ms": "86400000"}}
+    with pytest.raises(model.SpecError, match=r"^spec.topics.overrides.fleet.nope"):
+        model.topics({"topicOverrides": {"fleet.nope": {}}}, {"topics": {"overrides": {"fleet.nope": {}}}})
+    with pytest.raises(model.SpecError, match=r"^kafka values topicOverrides.fleet.nope"):
+        model.topics({"topicOverrides": {"fleet.nope": {}}})
+
+
+@pytest.mark.parametrize("env", ["dev", "qa", "prod"])
+def test_self_healing_creates_the_topics_the_environment_declares(env):
+    """The operator's topics are the kafka release's (chart defaults + overlay + spec), so healing
+    creates what the chart's topics Job would: dev's 3 partitions and 1-day retention, prod's
+    30-day dead letters, not a default of 6 partitions."""
+    spec = yaml.safe_load((ROOT / f"environments/{env}/fleetmonitor.yaml").read_text())["spec"]
+    rel = model.desired_releases("fleet-monitor", spec, ROOT / "charts", ROOT / "environments")
+    topics = model.topics(model.kafka_values(rel, ROOT / "charts"), spec)
+    overlay = yaml.safe_load((ROOT / f"environments/{env}/values/kafka.yaml").read_text())
+    for name, topic in topics.items():
+        declared = (overlay.get("topicOverrides") or {}).get(name) or {}
+        assert topic["partitions"] == declared.get("partitions", overlay["topicDefaults"]["partitions"])
+        retention = (declared.get("config") or {}).get(
+            "retention.ms", overlay["topicDefaults"]["config"]["retention.ms"]
+        )
+        assert topic["config"]["retention.ms"] == str(retention)
+        assert topic["replicationFactor"] == overlay["replication"]["defaultReplicationFactor"]
 
 
 def test_invalid_thresholds_name_the_field():
     with pytest.raises(model.SpecError, match=r"spec.thresholds.inactivity.check_interval_s"):
         model.thresholds_values({"thresholds": {"inactivity": {"check_interval_s": 60}}})
+
+
+def test_thresholds_are_the_environments_with_the_spec_over_them_checked_as_one(dirs):
+    _, envs = dirs
+    (envs / "qa/values/flink-job.yaml").write_text(
+        "thresholds:\n  defaults: {speeding: {threshold: 5, clear: 0}, co2_high: {threshold: 1100}}\n"
+        "  inactivity: {timeout_s: 30, check_interval_s: 10}\n"
+    )
+    spec = {
+        "thresholds": {
+            "defaults": {"co2_high": {"threshold": 1200}},
+            "fleets": {"f1": {"battery_low": {"threshold": 10}}},
+        }
+    }
+    rel = releases(dirs, spec)
+    expected = {
+        "defaults": {"speeding": {"threshold": 5.0, "clear": 0.0}, "co2_high": {"threshold": 1200.0}},  # spec > overlay
+        "fleets": {"f1": {"battery_low": {"threshold": 10.0}}},
+        "inactivity": {"timeout_s": 30.0, "check_interval_s": 10.0},  # the overlay's, the spec is silent
+    }
+    for job in model.JOBS:
+        assert rel[f"job-{job}"].values["thresholds"] == expected
+    # Grafana's threshold lines come from the very document the jobs load.
+    assert rel["grafana"].values["thresholds"] == expected
+    assert all("thresholds" not in rel[c].values for c in model.COMPONENTS if c != "grafana")
+    # A spec threshold valid alone but not over the overlay's clear level is refused, naming the field.
+    with pytest.raises(
+        model.SpecError, match=r"spec.thresholds.*speeding: clear \(0.0\) must be at or below threshold"
+    ):
+        releases(dirs, {"thresholds": {"defaults": {"speeding": {"threshold": -3}}}})
 
 
 def test_order_is_databases_and_kafka_then_pipeline_then_frontends(dirs):
@@ -224,8 +292,9 @@ def test_crd_schema_defaults_and_field_named_errors():
     }
     defaulted = openapi.apply_defaults(SCHEMA, obj)
     assert defaulted["spec"]["components"]["api"]["enabled"] is True
-    # no replication factor default: the environment's Kafka values decide (see below)
-    assert defaulted["spec"]["topics"] == {"partitions": 6}
+    # no partitions or replication factor default: the environment's Kafka values decide
+    assert defaulted["spec"]["topics"] == {}
+    assert defaulted["spec"]["jobs"]["alarms"] == {"enabled": True}  # job.* from the overlay
     assert openapi.validate(SCHEMA, defaulted) == []
     bad = {"spec": {"environment": "qa", "components": {"api": {"resources": {"limits": {"cpu": "lots"}}}}}}
     assert openapi.validate(SCHEMA, bad)[0].startswith("spec.components.api.resources.limits.cpu:")
@@ -239,3 +308,141 @@ def test_environment_resources_are_valid(env):
     assert openapi.validate(SCHEMA, openapi.apply_defaults(SCHEMA, obj)) == []
     model.thresholds_values(obj["spec"])
     model.topics(obj["spec"])
+
+
+# --- precedence: explicit spec > environment overlay > chart default ---------------------------
+
+
+def test_precedence_spec_over_overlay_over_chart_default(dirs):
+    _, envs = dirs
+    (envs / "qa/values/flink-job.yaml").write_text("job: {parallelism: 8, checkpointInterval: 60s}\n")
+    (envs / "qa/values/kafka.yaml").write_text("topicDefaults: {partitions: 3}\n")
+    (envs / "qa/values/timescaledb.yaml").write_text(
+        "persistence: {size: 50Gi}\nretention: {readings: 7 days, aggregates: 90 days}\n"
+    )
+    silent = releases(dirs, {})
+    assert silent["job-alarms"].values["job"] == {"name": "alarms", "parallelism": 8, "checkpointInterval": "60s"}
+    assert silent["kafka"].values["topicDefaults"] == {"partitions": 3}
+    assert silent["timescaledb"].values["persistence"] == {"size": "50Gi"}
+    assert silent["timescaledb"].values["retention"] == {"readings": "7 days", "aggregates": "90 days"}
+    spoken = releases(
+        dirs,
+        {
+            "jobs": {"alarms": {"parallelism": 3}},
+            "topics": {"partitions": 12},
+            "components": {"timescaledb": {"storage": {"size": "9Gi"}}},
+            "retention": {"readings": "2 days"},
+        },
+    )
+    assert spoken["job-alarms"].values["job"] == {"name": "alarms", "parallelism": 3, "checkpointInterval": "60s"}
+    assert spoken["job-kpis"].values["job"]["parallelism"] == 8  # only the job the spec names
+    assert spoken["kafka"].values["topicDefaults"] == {"partitions": 12}
+    assert spoken["timescaledb"].values["persistence"] == {"size": "9Gi"}
+    assert spoken["timescaledb"].values["retention"] == {"readings": "2 days", "aggregates": "90 days"}
+    # Neither sets it: the key is absent, so Helm applies the chart's default (job.checkpointInterval 1s).
+    (envs / "qa/values/flink-job.yaml").write_text("taskSlots: 4\n")
+    assert releases(dirs, {})["job-alarms"].values["job"] == {"name": "alarms"}
+
+
+def test_the_upgrade_mode_is_the_specs_else_the_overlays_else_the_charts(dirs):
+    charts, envs = dirs
+    (charts / "flink-job/values.yaml").write_text("job: {upgradeMode: savepoint, parallelism: 2}\n")
+    assert releases(dirs, {})["job-alarms"].upgrade_mode == "savepoint"
+    (envs / "qa/values/flink-job.yaml").write_text("job: {upgradeMode: last-state}\n")
+    assert releases(dirs, {})["job-alarms"].upgrade_mode == "last-state"
+    spoken = releases(dirs, {"jobs": {"alarms": {"upgradeMode": "stateless"}}})
+    assert spoken["job-alarms"].upgrade_mode == spoken["job-alarms"].values["job"]["upgradeMode"] == "stateless"
+
+
+def _spec(env: str) -> dict:
+    return yaml.safe_load((ROOT / f"environments/{env}/fleetmonitor.yaml").read_text())
+
+
+def _values(env: str, obj: dict, environments: Path = ROOT / "environments") -> dict[str, dict]:
+    rel = model.desired_releases("fleet-monitor", obj["spec"], ROOT / "charts", environments)
+    return {r.component: r.values for r in rel}
+
+
+@pytest.mark.parametrize("env", ["dev", "qa", "prod"])
+def test_crd_defaults_never_beat_an_overlay(env):
+    """The API server writes the CRD's defaults into every resource; none may change a release,
+    or an overlay's value would lose to a default nobody wrote (job.parallelism 2 did)."""
+    for obj in (_spec(env), {"spec": {"environment": env}}):
+        assert _values(env, openapi.apply_defaults(SCHEMA, obj)) == _values(env, obj)
+
+
+def _leaves(document, path: tuple = ()):
+    if isinstance(document, dict) and document:
+        for key, value in document.items():
+            yield from _leaves(value, (*path, key))
+    else:
+        yield path, document
+
+
+def _changed(value, step: int):
+    """Another value of the same kind: numbers and the first number in a string move by `step`."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + step
+    if isinstance(value, str):
+        match = re.search(r"\d+", value)
+        if not match:
+            return f"{value}-changed"
+        return f"{value[: match.start()]}{int(match.group()) + step}{value[match.end() :]}"
+    if isinstance(value, list):
+        return [*value, {"changed": step}]
+    return {"changed": step}
+
+
+def _dig(values: dict, path: tuple):
+    for key in path:
+        if not isinstance(values, dict) or key not in values:
+            return None
+        values = values[key]
+    return values
+
+
+OVERLAY_KEYS = [
+    (env, overlay.stem, path)
+    for env in ("dev", "qa", "prod")
+    for overlay in sorted((ROOT / "environments" / env / "values").glob("*.yaml"))
+    for path, _ in _leaves(yaml.safe_load(overlay.read_text()))
+]
+
+
+@pytest.mark.parametrize(
+    ("env", "chart", "path"), OVERLAY_KEYS, ids=[f"{e}/{c}:{'.'.join(p)}" for e, c, p in OVERLAY_KEYS]
+)
+def test_every_overlay_key_reaches_a_release_of_its_environment(env, chart, path, tmp_path):
+    """Generated from the overlay files: each key, changed, shows up in the values the operator
+    computes for the environment's own FleetMonitor (as the API server defaults it). A key the
+    resource sets for every release of the chart never takes effect and fails here: set it in one
+    place (README: Configuration precedence)."""
+    environments = tmp_path / "environments"
+    shutil.copytree(ROOT / "environments", environments)
+    overlay = environments / env / "values" / f"{chart}.yaml"
+    document = yaml.safe_load(overlay.read_text())
+    obj = openapi.apply_defaults(SCHEMA, _spec(env))
+    for step in (1, -1):  # -1 when +1 leaves the allowed range (e.g. check_interval_s <= 30)
+        new = _changed(_dig(document, path), step)
+        target = document
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = new
+        overlay.write_text(yaml.safe_dump(document))
+        try:
+            values = _values(env, obj, environments)
+            break
+        except model.SpecError:
+            continue
+    mine = [
+        component
+        for component, v in values.items()
+        if (model.FLINK_CHART if component.startswith("job-") else component) == chart
+    ]
+    found = [component for component in mine if _dig(values[component], path) == new]
+    assert found, (
+        f"environments/{env}/values/{chart}.yaml {'.'.join(path)} changed to {new!r} reaches none of {mine}: "
+        f"the FleetMonitor sets it for each of them ({[_dig(values[c], path) for c in mine]})"
+    )
