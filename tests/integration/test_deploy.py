@@ -1,5 +1,5 @@
 """`make deploy-<env>` (scripts/deploy.sh) on a local Kubernetes cluster with nodes enough for
-prod (its requests: 23.5 CPU, 80 GiB): the operator chart, then environments/<env>/fleetmonitor.yaml,
+prod (its requests: 23.5 CPU, 84 GiB): the operator chart, then environments/<env>/fleetmonitor.yaml,
 until the FleetMonitor is Ready; every component release is installed from the real charts with
 the environment's overlay, its pods scheduled on kwok nodes and Ready, its claims bound, its hook
 Jobs complete. The operator runs here as its installed Deployment's container would (its args,

@@ -132,14 +132,15 @@ def test_operator_common_keys_reach_the_workload(chart: str) -> None:
 
 
 GiB = {"512Mi": 0.5, "1Gi": 1, "2Gi": 2, "3Gi": 3, "4Gi": 4, "8Gi": 8}
-# (chart, environment): (replicas, memory request GiB, memory limit GiB, volume) from the reference deployment
+# (chart, environment): (replicas, memory request GiB, memory limit GiB, volume): what deployed
+# environments run (a volume cannot change size through an upgrade, see test_charts_install)
 SIZING = {
     ("kafka", "dev"): (1, 1, 2, None),
-    ("kafka", "prod"): (3, 4, 8, None),
+    ("kafka", "prod"): (3, 4, 4, None),
     ("flink-job", "dev"): (2, 2, 2, None),
     ("flink-job", "prod"): (3, 4, 4, None),
-    ("timescaledb", "dev"): (1, None, None, "10Gi"),
-    ("timescaledb", "prod"): (1, 4, 8, "200Gi"),
+    ("timescaledb", "dev"): (1, None, None, "2Gi"),
+    ("timescaledb", "prod"): (1, 8, 8, "500Gi"),
     ("vector", "dev"): (1, None, 0.5, None),
     ("vector", "prod"): (3, None, 2, None),
     ("grafana", "dev"): (1, None, None, "5Gi"),
@@ -314,7 +315,7 @@ def test_database_secret_carries_every_key_clients_read() -> None:
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
     command = pod_spec(job)["containers"][0]["command"]
     assert command[:6] == ["python", "-m", "storage.migrate", "up", "--database-url", "$(DATABASE_URL)"]
-    assert "readings=30 days" in command
+    assert "readings=7 days" in command
     for chart in ("api", "vector", "grafana", "loader"):
         for workload in find(render(chart, "prod"), "Deployment") + find(render(chart, "prod"), "StatefulSet"):
             for container in pod_spec(workload)["containers"]:
@@ -450,7 +451,7 @@ def test_kafka_heap_leaves_the_page_cache_room(environment: str | None, limit: s
 def test_kafka_refuses_a_heap_that_does_not_fit() -> None:
     with pytest.raises(AssertionError, match=r"heapOpts -Xmx4g is over 60% of the memory limit 4Gi"):
         render("kafka", "prod", "resources.limits.memory=4Gi", "heapOpts=-Xms4g -Xmx4g")
-    assert kafka_heap_share(render("kafka", "prod", "heapOpts=-Xms4g -Xmx4g")) == 0.5  # of prod's 8Gi
+    assert kafka_heap_share(render("kafka", "prod", "resources.limits.memory=8Gi", "heapOpts=-Xms4g -Xmx4g")) == 0.5
 
 
 def test_grafana_runs_one_replica_on_its_readwriteonce_volume() -> None:
