@@ -15,7 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((ROOT / "charts").glob("*/rules/*.rules.yaml"))
 DASHBOARDS = sorted((ROOT / "charts" / "grafana" / "dashboards").glob("*.json"))
-# Grafana's range variable, as it resolves for a short scrape interval (4 x 15 s).
+# Grafana's range variable, as it resolves for a 15 s scrape interval (4 x 15 s; devstack.prometheus).
 GRAFANA_VARIABLES = {"$__rate_interval": "1m"}
 
 _KEYWORDS = {"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"}
