@@ -11,6 +11,8 @@ import uuid
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contracts.metrics import API_REQUEST_SECONDS, API_REQUESTS
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 access_log = logging.getLogger("api.access")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -27,11 +29,9 @@ class RequestIdFilter(logging.Filter):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "fleet_api_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
-        )
+        self.requests = Counter(API_REQUESTS, "HTTP requests", ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram(
-            "fleet_api_request_seconds",
+            API_REQUEST_SECONDS,
             "HTTP request latency",
             ["method", "route"],
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),

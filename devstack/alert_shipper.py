@@ -17,6 +17,7 @@ import psycopg
 from confluent_kafka import Consumer
 from prometheus_client import Counter
 
+from contracts.metrics import ALERT_SHIPPER_RECORDS, ALERT_SHIPPER_REJECTED
 from contracts.topics import ALERTS_TOPIC
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ log = logging.getLogger(__name__)
 # Exactly what Vector's postgres sink executes (TOOLCHAIN.md): absent fields become NULL.
 VECTOR_INSERT = "INSERT INTO alarm_events SELECT * FROM jsonb_populate_recordset(NULL::alarm_events, %s::jsonb)"
 
-SHIPPED = Counter("fleet_alert_shipper_records_total", "Alert records shipped into alarm_events")
-REJECTED = Counter("fleet_alert_shipper_rejected_total", "Alert records that were not JSON objects")
+SHIPPED = Counter(ALERT_SHIPPER_RECORDS, "Alert records shipped into alarm_events")
+REJECTED = Counter(ALERT_SHIPPER_REJECTED, "Alert records that were not JSON objects")
 
 
 class AlertShipper:

@@ -2,8 +2,9 @@
 broker (KRaft), PostgreSQL (the server DATABASE_URL names, else a private one; a fresh database
 per run), the migrations, the loader (the jobs' output topics -> the database), the alert shipper
 (alerts topic -> alarm_events, as Vector does in Kubernetes), the Flink jobs as the chart runs
-them (a JobManager in application mode and a TaskManager), the API and the fleet simulator
-(producing to Kafka). Prints the URLs and a live summary, and stops everything in reverse order
+them (a JobManager in application mode and a TaskManager), the API, the fleet simulator
+(producing to Kafka) and a Prometheus that scrapes all of them and evaluates the charts' alert
+rules. Prints the URLs and a live summary, and stops everything in reverse order
 on Ctrl-C, SIGTERM or the end of --duration. Logs: .local-run/<timestamp>/logs/.
 
     python -m devstack.run --duration 120 --rate 200
@@ -20,6 +21,7 @@ from typing import Protocol
 
 from contracts.topics import ALL_TOPICS
 from devstack.broker import Broker
+from devstack.prometheus import PrometheusService
 from devstack.services import (
     AlertShipperService,
     ApiService,
@@ -152,16 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     sim = SimulatorService(
         lambda: make_simulator(args), lambda: KafkaSink(bootstrap()), progress_interval_s=args.progress_interval
     )
-    services = [
-        broker,
-        postgres,
-        MigrationsService(postgres),
-        loader,
-        AlertShipperService(bootstrap, postgres),
-        jobs,
-        api,
-        sim,
-    ]
+    shipper = AlertShipperService(bootstrap, postgres)
+    prometheus = PrometheusService(run.prometheus, run.logs, [jobs, loader, shipper, api, sim])
+    services = [broker, postgres, MigrationsService(postgres), loader, shipper, jobs, api, sim, prometheus]
     try:
         with LocalPlatform(services):
             say(f"API: {api.url}  (docs {api.url}/docs, alarms {api.url}/alarms, fleet {api.url}/fleet)")
@@ -172,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"Prometheus metrics: JobManager http://127.0.0.1:{ports['jobmanager']}/metrics, TaskManager "
                 f"http://127.0.0.1:{ports['taskmanager']}/metrics, loader http://127.0.0.1:{loader.metrics_port}/metrics"
             )
+            say(f"Prometheus: {prometheus.url}  (targets {prometheus.url}/targets, alerts {prometheus.url}/alerts)")
             say(f"services up in {time.monotonic() - started:.1f} s; Ctrl-C stops everything")
             summary = Summary(postgres.url, sim.stats, jobs.rest_url)
             status = watch(args, stop, duration=duration, started=started, jobs=jobs, sim=sim, summary=summary)

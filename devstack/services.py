@@ -52,6 +52,10 @@ class RunDir:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def prometheus(self) -> Path:
+        return self.root / "prometheus"
+
 
 # ---------------------------------------------------------------------------- database
 
@@ -166,6 +170,10 @@ class JobsService:
     def running(self) -> bool:
         return self.cluster.running()
 
+    def scrape_targets(self) -> dict[str, list[str]]:
+        """Flink's Prometheus reporter on each process (the chart's port 9249)."""
+        return {f"flink-{role}": [f"127.0.0.1:{port}"] for role, port in self.cluster.metrics_ports.items()}
+
     def submitted(self) -> bool:
         return self.cluster.submitted()
 
@@ -191,6 +199,9 @@ class LoaderService(Subprocess):
         self.postgres = postgres
         self.metrics_port = free_port()
 
+    def scrape_targets(self) -> dict[str, list[str]]:
+        return {"fleet-monitor-loader": [f"127.0.0.1:{self.metrics_port}"]}
+
     def start(self) -> None:
         self.command = [
             sys.executable,
@@ -212,6 +223,9 @@ class ApiService(Subprocess):
         self.postgres = postgres
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+
+    def scrape_targets(self) -> dict[str, list[str]]:
+        return {"fleet-monitor-api": [f"127.0.0.1:{self.port}"]}
 
     def start(self, timeout_s: float = 60) -> None:
         self.command = [
@@ -242,19 +256,31 @@ class ApiService(Subprocess):
 
 
 class AlertShipperService:
+    """The alert shipper in a thread of this process, its metrics on a port of their own (as
+    Vector's pod serves its own)."""
+
     name = "alert-shipper"
 
     def __init__(self, bootstrap, postgres: PostgresService):
         self.bootstrap = bootstrap
         self.postgres = postgres
         self.shipper: AlertShipper | None = None
+        self.metrics_port = free_port()
+        self._metrics = None
+
+    def scrape_targets(self) -> dict[str, list[str]]:
+        return {"fleet-monitor-alert-shipper": [f"127.0.0.1:{self.metrics_port}"]}
 
     def start(self) -> None:
+        from devstack.alert_shipper import REJECTED, SHIPPED
+
+        self._metrics = serve_metrics(self.metrics_port, SHIPPED, REJECTED)
         self.shipper = AlertShipper(self.bootstrap(), self.postgres.url).start()
 
     def stop(self) -> None:
         if self.shipper is not None:
             self.shipper.stop()
+        stop_serving(self._metrics)
 
 
 class SimulatorService:
@@ -276,9 +302,17 @@ class SimulatorService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.metrics_port = free_port()
+        self._metrics = None
+
+    def scrape_targets(self) -> dict[str, list[str]]:
+        return {"fleet-monitor-generator": [f"127.0.0.1:{self.metrics_port}"]}
 
     def start(self) -> None:
+        from generator.runner import Metrics
+
         self.source, self.sink = self.make_source(), self.make_sink()
+        self._metrics = Metrics(self.stats, self.source, self.sink).serve(self.metrics_port)
         self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
         self._thread.start()
 
@@ -305,3 +339,22 @@ class SimulatorService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        stop_serving(self._metrics)
+
+
+def serve_metrics(port: int, *collectors):
+    """An HTTP /metrics server of its own for `collectors` (prometheus_client); stop_serving ends it."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry()
+    for collector in collectors:
+        registry.register(collector)
+    return start_http_server(port, addr="127.0.0.1", registry=registry)
+
+
+def stop_serving(served) -> None:
+    """Shut down what serve_metrics (or generator.runner.Metrics.serve) started."""
+    if served is not None:
+        server, _thread = served
+        server.shutdown()
+        server.server_close()

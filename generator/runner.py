@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from contracts import jsonlog
+from contracts.metrics import GENERATOR_DELIVERY_ERRORS, GENERATOR_EVENTS, GENERATOR_RATE
 from generator.sinks import Sink
 
 log = logging.getLogger("generator")
@@ -65,16 +66,14 @@ class Metrics:
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        events = CounterMetricFamily("generator_events", "Events handed to the sink, by topic.", labels=["topic"])
+        events = CounterMetricFamily(GENERATOR_EVENTS, "Events handed to the sink, by topic.", labels=["topic"])
         for topic, count in sorted(self.source.per_topic.items()):
             events.add_metric([topic], count)
         yield events
         yield CounterMetricFamily(
-            "generator_delivery_errors", "Events the sink failed to deliver.", value=self.sink.errors
+            GENERATOR_DELIVERY_ERRORS, "Events the sink failed to deliver.", value=self.sink.errors
         )
-        yield GaugeMetricFamily(
-            "generator_rate_events_per_second", "Average send rate of this run.", value=self.stats.rate
-        )
+        yield GaugeMetricFamily(GENERATOR_RATE, "Average send rate of this run.", value=self.stats.rate)
 
     def serve(self, port: int, address: str = "127.0.0.1"):
         from prometheus_client import start_http_server

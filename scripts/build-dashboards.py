@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from contracts import metrics as m  # noqa: E402
 from contracts.records import AlertType  # noqa: E402
 from contracts.thresholds import Thresholds  # noqa: E402
 
@@ -386,7 +387,7 @@ DASHBOARDS: dict[str, tuple[str, list[dict], list[dict]]] = {
             panel(
                 "timeseries",
                 "Flink throughput (records in/s)",
-                promql("sum by (job_name) (flink_taskmanager_job_task_numRecordsInPerSecond)", "{{job_name}}"),
+                promql(f"sum by (job_name) ({m.FLINK_RECORDS_IN_PER_SECOND})", "{{job_name}}"),
                 w=12,
                 h=8,
                 unit="rps",
@@ -395,7 +396,8 @@ DASHBOARDS: dict[str, tuple[str, list[dict], list[dict]]] = {
                 "timeseries",
                 "Kafka consumer lag (records)",
                 promql(
-                    'max by (job_name) (flink_taskmanager_job_task_operator_KafkaSourceReader_KafkaConsumer_records_lag_max) or label_replace(sum(vector_kafka_consumer_lag), "job_name", "vector", "", "")',
+                    f"max by (job_name) ({m.FLINK_KAFKA_LAG_MAX})"
+                    f' or label_replace(sum({m.VECTOR_CONSUMER_LAG}), "job_name", "vector", "", "")',
                     "{{job_name}}",
                 ),
                 w=12,
@@ -405,7 +407,7 @@ DASHBOARDS: dict[str, tuple[str, list[dict], list[dict]]] = {
                 "timeseries",
                 "Checkpoint age (s)",
                 promql(
-                    "time() - max by (job_name) (max_over_time(fleet_monitor:flink_last_checkpoint_completed:timestamp_seconds[6h]))",
+                    f"time() - max by (job_name) (max_over_time({m.LAST_CHECKPOINT_COMPLETED}[6h]))",
                     "{{job_name}}",
                 ),
                 w=12,
@@ -417,7 +419,7 @@ DASHBOARDS: dict[str, tuple[str, list[dict], list[dict]]] = {
                 "timeseries",
                 "Failed checkpoints",
                 promql(
-                    "sum by (job_name) (increase(flink_jobmanager_job_numberOfFailedCheckpoints[$__rate_interval]))",
+                    f"sum by (job_name) (increase({m.FLINK_FAILED_CHECKPOINTS}[$__rate_interval]))",
                     "{{job_name}}",
                 ),
                 w=12,
@@ -426,7 +428,7 @@ DASHBOARDS: dict[str, tuple[str, list[dict], list[dict]]] = {
             panel(
                 "stat",
                 "Running Flink jobs",
-                promql("sum(flink_jobmanager_numRunningJobs)", "running"),
+                promql(f"sum({m.FLINK_RUNNING_JOBS})", "running"),
                 w=6,
                 h=4,
                 reduceOptions={"calcs": ["lastNotNull"]},
@@ -435,7 +437,9 @@ DASHBOARDS: dict[str, tuple[str, list[dict], list[dict]]] = {
                 "stat",
                 "API 5xx ratio",
                 promql(
-                    'sum(rate(http_requests_total{status=~"5.."}[$__rate_interval])) / sum(rate(http_requests_total[$__rate_interval]))',
+                    # 0 rather than no data while the API answers without errors
+                    f'(sum(rate({m.API_REQUESTS}{{status=~"5.."}}[$__rate_interval])) or vector(0))'
+                    f" / sum(rate({m.API_REQUESTS}[$__rate_interval]))",
                     "5xx",
                 ),
                 w=6,

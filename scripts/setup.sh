@@ -18,7 +18,7 @@ have java || need_apt+=(openjdk-17-jre-headless)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 have unzip || need_apt+=(unzip)
 have openssl || need_apt+=(openssl)  # keys of the local Kubernetes cluster (devstack.kube)
-have promtool || need_apt+=(prometheus)
+{ have promtool && have prometheus; } || need_apt+=(prometheus)  # promtool, and the server `make run` starts
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then log "please install: ${need_apt[*]}"; exit 1; fi
   log "installing system packages: ${need_apt[*]}"

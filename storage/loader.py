@@ -27,6 +27,7 @@ from prometheus_client import Counter, Gauge, start_http_server
 from pydantic import ValidationError
 
 from contracts import jsonlog
+from contracts.metrics import LOADER_LAST_BATCH_SECONDS, LOADER_LAST_LOAD, LOADER_RECORDS, LOADER_REJECTED
 from contracts.records import AlertRecord
 from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, STORE_TOPICS
 from storage.writes import JSON_TABLES, WRITES, upsert_csv, upsert_rows
@@ -34,10 +35,10 @@ from storage.writes import JSON_TABLES, WRITES, upsert_csv, upsert_rows
 log = logging.getLogger("storage.loader")
 DEFAULT_GROUP = "fleet-loader"
 
-LOADED = Counter("fleet_loader_records_total", "Records loaded into the database", ["table"])
-REJECTED = Counter("fleet_loader_rejected_total", "Records that were not valid and went to dead_letters", ["table"])
-BATCH_SECONDS = Gauge("fleet_loader_last_batch_seconds", "Duration of the last batch's transaction")
-LAST_LOAD = Gauge("fleet_loader_last_load_timestamp_seconds", "Wall time of the last committed batch")
+LOADED = Counter(LOADER_RECORDS, "Records loaded into the database", ["table"])
+REJECTED = Counter(LOADER_REJECTED, "Records that were not valid and went to dead_letters", ["table"])
+BATCH_SECONDS = Gauge(LOADER_LAST_BATCH_SECONDS, "Duration of the last batch's transaction")
+LAST_LOAD = Gauge(LOADER_LAST_LOAD, "Wall time of the last committed batch")
 
 
 def topic_tables() -> dict[str, str]:
@@ -62,6 +63,9 @@ class Loader:
     ):
         self.group_id = group_id
         self.tables = tables or topic_tables()
+        for table in set(self.tables.values()):  # a series per table from the start: increase() sees the first
+            LOADED.labels(table)
+            REJECTED.labels(table)
         self.batch_size = batch_size
         self.poll_s = poll_s
         self.database_url = database_url

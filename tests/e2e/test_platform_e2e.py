@@ -7,7 +7,8 @@ TaskManager killed (kill -9) and a new one started (the JobManager restores the 
 checkpoint), the Kafka broker killed and restarted on its data, and PostgreSQL crashed and
 restarted. Every expectation comes from generator.scenarios.expectations of the same
 configuration, and exactly-once is checked on what read_committed consumers see in the output
-topics and on what the database holds."""
+topics and on what the database holds. A real Prometheus scrapes the run, as `make run`'s does:
+every rule and dashboard query the charts ship is tried on it."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import pytest
 from contracts.topics import ALERTS_TOPIC, EVENT_TOPICS, STORE_TOPICS
 from devstack.flink_rest import completed_checkpoints
 from devstack.ports import wait_until
+from devstack.prometheus import PrometheusService
 from devstack.run import BrokerService, LocalPlatform
 from devstack.services import (
     AlertShipperService,
@@ -41,6 +43,7 @@ from generator.scenarios import expectations
 from generator.simulator import Simulator
 from generator.sinks import KafkaSink
 from tests.support.jobs_run import duplicates, read_committed
+from tests.support.promql import ABSENT_CONDITIONS, check, dashboard_queries, rule_queries
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COUNT, RATE, SEED = 12000, 100, 3
@@ -56,8 +59,9 @@ BOUND_S = 600  # every wait: generous, the machine has two busy cores
 
 
 class Run:
-    def __init__(self, api: ApiService, database_url: str, bootstrap: str, expected, config):
+    def __init__(self, api: ApiService, database_url: str, bootstrap: str, expected, config, *, prometheus):
         self.api, self.url, self.bootstrap, self.expected, self.config = api, database_url, bootstrap, expected, config
+        self.prometheus: PrometheusService = prometheus
         self.input_done_at = time.monotonic()  # the simulator's last event is in Kafka by now
 
     def get(self, path: str) -> dict:
@@ -80,10 +84,12 @@ def run(tmp_path_factory) -> Iterator[Run]:
     bootstrap = lambda: broker.broker.bootstrap  # noqa: E731
     jobs = JobsService(rundir, bootstrap, extra=JOB_ARGS)
     api = ApiService(rundir, postgres)
-    services = [broker, postgres, MigrationsService(postgres), LoaderService(rundir, bootstrap, postgres)]
-    with LocalPlatform([*services, AlertShipperService(bootstrap, postgres), jobs, api]):
+    loader, shipper = LoaderService(rundir, bootstrap, postgres), AlertShipperService(bootstrap, postgres)
+    sim = SimulatorService(lambda: Simulator(config), lambda: KafkaSink(bootstrap()))
+    prometheus = PrometheusService(rundir.prometheus, rundir.logs, [jobs, loader, shipper, api, sim])
+    services = [broker, postgres, MigrationsService(postgres), loader, shipper, jobs, api, prometheus]
+    with LocalPlatform(services):
         jobs.wait_submitted(BOUND_S)
-        sim = SimulatorService(lambda: Simulator(config), lambda: KafkaSink(bootstrap()))
         sim.start()
         try:
             wait_until(lambda: sim.stats.sent >= COUNT // 6, BOUND_S, "a sixth of the input sent", interval_s=0.2)
@@ -91,7 +97,7 @@ def run(tmp_path_factory) -> Iterator[Run]:
             _recovered_from(jobs, "broker kill -9", lambda: _crash_broker(broker.broker))
             _recovered_from(jobs, "PostgreSQL crash", postgres.restart)
             wait_until(sim.finished, BOUND_S, "simulator done", interval_s=1)
-            result = Run(api, postgres.url, bootstrap(), expected, config)
+            result = Run(api, postgres.url, bootstrap(), expected, config, prometheus=prometheus)
             # Done when every expected alarm is in the API and readings and dead letters stopped growing.
             wait_until(lambda: _settled(result), BOUND_S, "pipeline settled", interval_s=3)
             yield result
@@ -241,3 +247,50 @@ def test_inactive_devices_are_the_silent_heartbeat_devices(run):
         )
     assert silent <= inactive()
     assert silent <= raised()
+
+
+def test_prometheus_scrapes_every_service(run):
+    """Every service the run started is a scrape target, and each was scraped successfully within
+    the last 3 minutes (the TaskManager too: its replacement after the kill -9 serves the same
+    port). Not the latest scrape alone: the TaskManager's ~13k samples may miss a scrape's timeout
+    on 2 busy cores."""
+
+    def health() -> dict[str, str]:
+        recent = run.prometheus.query("max by (job) (max_over_time(up[3m]))")
+        return {series["metric"]["job"]: "up" if series["value"][1] == "1" else "down" for series in recent}
+
+    jobs = {
+        "fleet-monitor-api",
+        "fleet-monitor-loader",
+        "fleet-monitor-alert-shipper",
+        "fleet-monitor-generator",
+        "flink-jobmanager",
+        "flink-taskmanager",
+    }
+    with contextlib.suppress(TimeoutError):  # the assertion names the target that is down
+        wait_until(lambda: health() == dict.fromkeys(jobs, "up"), BOUND_S / 4, "every target up", interval_s=2)
+    assert health() == dict.fromkeys(jobs, "up")
+
+
+def test_every_rule_and_dashboard_query_holds_on_the_run(run):
+    """Each recording/alert rule expression the charts ship and each PromQL query of the dashboards
+    returns a series from the run's Prometheus, or is about a condition the run does not have
+    (tests.support.promql.ABSENT_CONDITIONS) and selects metrics that are scraped, or selects only
+    metrics of a producer the local platform does not run (NOT_RUN: Vector). The verdict of each
+    is printed."""
+    queries = [*rule_queries(), *dashboard_queries()]
+    verdicts: dict[str, tuple[str, list[str]]] = {}
+
+    def all_hold() -> bool:
+        verdicts.update({q.source: check(run.prometheus, q) for q in queries})
+        return not any(problems for _, problems in verdicts.values())
+
+    # The recording rule needs a checkpoint within its 1-minute range, rates two scrapes (15 s apart).
+    with contextlib.suppress(TimeoutError):  # the assertion lists what does not hold
+        wait_until(all_hold, BOUND_S / 4, "every rule and dashboard query", interval_s=5)
+    print("\n".join(f"{source}: {verdict}" for source, (verdict, _) in verdicts.items()))
+    assert [problem for _, problems in verdicts.values() for problem in problems] == []
+    assert set(ABSENT_CONDITIONS) <= {q.name for q in queries}, "a condition names a rule that no longer exists"
+    returned = {source for source, (verdict, _) in verdicts.items() if verdict == "returns a series"}
+    # What a healthy run shows: the recording rule and every dashboard panel (the ratio panels included).
+    assert {q.source for q in queries if q.name not in ABSENT_CONDITIONS and "vector" not in q.source} <= returned

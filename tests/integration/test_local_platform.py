@@ -1,5 +1,6 @@
 """`python -m devstack.run` lifecycle: starts every service, prints the URLs, the API answers
-/ready, readings reach the database, and SIGTERM stops everything leaving no process behind."""
+/ready, Prometheus scrapes every service, readings reach the database, and SIGTERM stops
+everything leaving no process behind."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -21,6 +23,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 READINGS = re.compile(r"\| [\d,.]+ readings/s \(([\d,]+)\)")
+SCRAPED = (
+    "fleet-monitor-api",
+    "fleet-monitor-loader",
+    "fleet-monitor-alert-shipper",
+    "fleet-monitor-generator",
+    "flink-jobmanager",
+    "flink-taskmanager",
+)
 FIRST_READING_BOUND_S = 600  # planning and deploying the job on a busy 2-core machine, with room
 
 
@@ -35,7 +45,7 @@ def run_until_first_readings() -> tuple[str, str, dict]:
     )
     timer = threading.Timer(FIRST_READING_BOUND_S, process.send_signal, (signal.SIGTERM,))
     timer.start()
-    seen, ready, readings, taskmanager_metrics, metrics = [], None, 0, "", ""
+    seen, ready, readings, taskmanager_metrics, metrics, prometheus, targets = [], None, 0, "", "", "", {}
     try:
         for line in process.stdout:
             seen.append(line)
@@ -44,10 +54,17 @@ def run_until_first_readings() -> tuple[str, str, dict]:
                     ready = (response.status, json.load(response))
             if found := re.search(r"TaskManager (http://\S+/metrics)", line):
                 taskmanager_metrics = found.group(1)
+            if found := re.match(r"Prometheus: (http://\S+)", line):
+                prometheus = found.group(1)
             if (found := READINGS.search(line)) and int(found.group(1).replace(",", "")) > 0:
                 readings = int(found.group(1).replace(",", ""))
                 with urllib.request.urlopen(taskmanager_metrics, timeout=10) as response:
                     metrics = response.read().decode()
+                # Each target scraped successfully at least once (the TaskManager's ~13k samples
+                # may miss a scrape's timeout on 2 busy cores: the latest health alone would flap).
+                query = urllib.parse.urlencode({"query": "max by (job) (max_over_time(up[10m]))"})
+                with urllib.request.urlopen(f"{prometheus}/api/v1/query?{query}", timeout=10) as response:
+                    targets = json.load(response)["data"]["result"]
                 process.send_signal(signal.SIGTERM)
                 break
         out, err = process.communicate(timeout=180)
@@ -57,7 +74,7 @@ def run_until_first_readings() -> tuple[str, str, dict]:
             process.kill()
     assert process.returncode == 0, err[-3000:]
     assert readings > 0, f"no reading stored within {FIRST_READING_BOUND_S} s:\n{''.join(seen)[-3000:]}"
-    return "".join(seen) + out, err, {"ready": ready, "metrics": metrics}
+    return "".join(seen) + out, err, {"ready": ready, "metrics": metrics, "targets": targets}
 
 
 def started_groups(err: str) -> list[int]:
@@ -71,12 +88,18 @@ def test_platform_starts_stores_readings_and_stops_without_leftovers():
     assert status == 200 and body["status"] == "ready" and body["pending_migrations"] == []
     # Flink's Prometheus reporter on the TaskManager: the sources' record counts among its series.
     assert re.search(r"^flink_taskmanager_job_task_operator_numRecordsOut\{.*Source", seen["metrics"], re.M)
+    # Prometheus scrapes every service it started, on the ports they got (first readings come
+    # a minute or more after it started: each target has been scraped by then).
+    assert {target["metric"]["job"]: target["value"][1] for target in seen["targets"]} == dict.fromkeys(SCRAPED, "1")
     assert "waiting for the jobs" in out  # progress while Flink plans, not silence
     assert re.search(r"run directory: .*\.local-run/", out) and "stopped; logs kept in" in out
     stopped = [json.loads(line)["service"] for line in err.splitlines() if '"msg": "stopped"' in line]
-    assert stopped == ["simulator", "api", "jobs", "alert-shipper", "loader", "migrations", "postgres", "broker"]
+    assert stopped == [
+        "prometheus",
+        *("simulator", "api", "jobs", "alert-shipper", "loader", "migrations", "postgres", "broker"),
+    ]
     groups = started_groups(err)
-    assert len(groups) == 4  # loader, TaskManager, JobManager, API
+    assert len(groups) == 5  # loader, TaskManager, JobManager, API, Prometheus
     leftovers = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if _group(p) in groups]
     assert leftovers == []
     summary = next(json.loads(line) for line in err.splitlines() if '"msg": "summary"' in line)

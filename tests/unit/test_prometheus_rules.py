@@ -1,6 +1,9 @@
 """The pipeline's Prometheus rules through the real promtool: `check rules` on every rules file and
 on what the charts render into PrometheusRule objects, and `test rules` feeding synthetic series
-so each alert is shown to fire (and to stay quiet) when it should."""
+so each alert is shown to fire (and to stay quiet) when it should. The synthetic series carry the
+names contracts.metrics defines, every metric the rules and dashboards select is defined there,
+and our processes export exactly the names defined for them: a renamed metric fails here. The
+end-to-end test (tests/e2e) runs the same rules and queries on a real run's Prometheus."""
 
 from __future__ import annotations
 
@@ -11,11 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from contracts import metrics as m
+from tests.support.promql import RULE_FILES, Selector, dashboard_queries, resolve, rule_queries, selectors
 from tests.unit.test_charts_render import ROOT, find, render
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: `make setup` installs Debian prometheus")
-RULE_FILES = sorted((ROOT / "charts").glob("*/rules/*.rules.yaml"))
 
 
 def promtool(*args: str, cwd: Path | None = None) -> str:
@@ -86,43 +90,37 @@ UNIT_TESTS = {
             "interval": "1m",
             "input_series": [
                 # job "alarms" checkpoints every minute; job "kpis" fails checkpoints and stops completing them
-                {"series": 'flink_jobmanager_job_numberOfCompletedCheckpoints{job_name="alarms"}', "values": "0+1x40"},
-                {"series": 'flink_jobmanager_job_numberOfCompletedCheckpoints{job_name="kpis"}', "values": "5x40"},
-                {"series": 'flink_jobmanager_job_numberOfFailedCheckpoints{job_name="kpis"}', "values": "0+1x40"},
-                {"series": 'flink_jobmanager_job_numberOfFailedCheckpoints{job_name="alarms"}', "values": "0x40"},
-                {"series": 'flink_jobmanager_job_uptime{job_name="alarms"}', "values": "1000000+60000x40"},
-                {"series": 'flink_jobmanager_job_uptime{job_name="kpis"}', "values": "1000000+60000x40"},
-                {"series": 'flink_jobmanager_numRunningJobs{pod="jm-alarms"}', "values": "1x40"},
-                {"series": 'flink_jobmanager_numRunningJobs{pod="jm-kpis"}', "values": "1x10 0x30"},
-                {
-                    "series": 'flink_taskmanager_job_task_operator_KafkaSourceReader_KafkaConsumer_records_lag_max{job_name="kpis"}',
-                    "values": "50000x40",
-                },
-                {"series": 'vector_kafka_consumer_lag{topic_id="fleet.alerts"}', "values": "10x40"},
-                {"series": 'http_requests_total{status="200"}', "values": "0+90x40"},
-                {"series": 'http_requests_total{status="500"}', "values": "0+10x40"},
+                {"series": f'{m.FLINK_COMPLETED_CHECKPOINTS}{{job_name="alarms"}}', "values": "0+1x40"},
+                {"series": f'{m.FLINK_COMPLETED_CHECKPOINTS}{{job_name="kpis"}}', "values": "5x40"},
+                {"series": f'{m.FLINK_FAILED_CHECKPOINTS}{{job_name="kpis"}}', "values": "0+1x40"},
+                {"series": f'{m.FLINK_FAILED_CHECKPOINTS}{{job_name="alarms"}}', "values": "0x40"},
+                {"series": f'{m.FLINK_JOB_UPTIME}{{job_name="alarms"}}', "values": "1000000+60000x40"},
+                {"series": f'{m.FLINK_JOB_UPTIME}{{job_name="kpis"}}', "values": "1000000+60000x40"},
+                {"series": f'{m.FLINK_RUNNING_JOBS}{{pod="jm-alarms"}}', "values": "1x40"},
+                {"series": f'{m.FLINK_RUNNING_JOBS}{{pod="jm-kpis"}}', "values": "1x10 0x30"},
+                {"series": f'{m.FLINK_KAFKA_LAG_MAX}{{job_name="kpis"}}', "values": "50000x40"},
+                {"series": f'{m.VECTOR_CONSUMER_LAG}{{topic_id="fleet.alerts"}}', "values": "10x40"},
+                {"series": f'{m.API_REQUESTS}{{method="GET",route="/fleet",status="200"}}', "values": "0+90x40"},
+                {"series": f'{m.API_REQUESTS}{{method="GET",route="/fleet",status="500"}}', "values": "0+10x40"},
                 # loader a committed its last batch at 5m; loader b loads every minute and rejects a record a minute
-                {
-                    "series": 'fleet_loader_last_load_timestamp_seconds{pod="loader-a"}',
-                    "values": "0 60 120 180 240 300x35",
-                },
-                {"series": 'fleet_loader_last_load_timestamp_seconds{pod="loader-b"}', "values": "0+60x40"},
-                {"series": 'fleet_loader_rejected_total{pod="loader-b",table="alarms"}', "values": "0+1x40"},
-                {"series": 'fleet_loader_rejected_total{pod="loader-a",table="alarms"}', "values": "0x40"},
+                {"series": f'{m.LOADER_LAST_LOAD}{{pod="loader-a"}}', "values": "0 60 120 180 240 300x35"},
+                {"series": f'{m.LOADER_LAST_LOAD}{{pod="loader-b"}}', "values": "0+60x40"},
+                {"series": f'{m.LOADER_REJECTED}{{pod="loader-b",table="alarms"}}', "values": "0+1x40"},
+                {"series": f'{m.LOADER_REJECTED}{{pod="loader-a",table="alarms"}}', "values": "0x40"},
             ],
             "promql_expr_test": [
                 {
-                    "expr": 'fleet_monitor:flink_last_checkpoint_completed:timestamp_seconds{job_name="alarms"}',
+                    "expr": f'{m.LAST_CHECKPOINT_COMPLETED}{{job_name="alarms"}}',
                     "eval_time": "20m",
                     "exp_samples": [
                         {
-                            "labels": 'fleet_monitor:flink_last_checkpoint_completed:timestamp_seconds{job_name="alarms"}',
+                            "labels": f'{m.LAST_CHECKPOINT_COMPLETED}{{job_name="alarms"}}',
                             "value": 1200,
                         }
                     ],
                 },
                 {
-                    "expr": 'fleet_monitor:flink_last_checkpoint_completed:timestamp_seconds{job_name="kpis"}',
+                    "expr": f'{m.LAST_CHECKPOINT_COMPLETED}{{job_name="kpis"}}',
                     "eval_time": "20m",
                     "exp_samples": [],
                 },
@@ -203,3 +201,80 @@ def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
     path = tmp_path / "rules.test.yaml"
     path.write_text(yaml.safe_dump(UNIT_TESTS, sort_keys=False))
     assert "SUCCESS" in promtool("test", "rules", str(path))
+
+
+def test_synthetic_series_carry_defined_names() -> None:
+    """The series fed to promtool are named as contracts.metrics names them, the names our processes
+    export (below), not the names the rules happen to expect."""
+    series = [item["series"] for test in UNIT_TESTS["tests"] for item in test["input_series"]]
+    assert series and {name.split("{")[0] for name in series} <= m.ALL
+
+
+def test_every_selected_metric_is_defined() -> None:
+    """Each metric an alert/recording rule or a dashboard query selects is one contracts.metrics
+    defines (ours, Flink's, Vector's or Prometheus's own)."""
+    queries = [*rule_queries(), *dashboard_queries()]
+    assert len(queries) >= 20
+    undefined = {
+        query.source: selector.metric
+        for query in queries
+        for selector in selectors(query.expr)
+        if selector.metric not in m.ALL
+    }
+    assert undefined == {}
+
+
+def _exported(collectors) -> set[str]:
+    """Sample names as scraped: a counter family `x` is served as `x_total`."""
+    families = [family for collector in collectors for family in collector.collect()]
+    return {family.name + "_total" if family.type == "counter" else family.name for family in families}
+
+
+def _module_metrics(module) -> list:
+    from prometheus_client.metrics import MetricWrapperBase
+
+    return [value for value in vars(module).values() if isinstance(value, MetricWrapperBase)]
+
+
+def _exporters() -> dict:
+    from collections import Counter
+    from types import SimpleNamespace
+
+    import fleet_operator.metrics
+
+    import api.observability
+    import devstack.alert_shipper
+    import generator.runner
+    import storage.loader
+
+    source = SimpleNamespace(per_topic=Counter({"fleet.trips": 1}))
+    generator_metrics = generator.runner.Metrics(generator.runner.RunStats(), source, SimpleNamespace(errors=0))
+    return {
+        "api": lambda: [api.observability.Metrics().registry],
+        "generator": lambda: [generator_metrics],
+        "loader": lambda: _module_metrics(storage.loader),
+        "alert-shipper": lambda: _module_metrics(devstack.alert_shipper),
+        "operator": lambda: _module_metrics(fleet_operator.metrics),
+    }
+
+
+@pytest.mark.parametrize("producer", sorted(m.OURS))
+def test_our_processes_export_the_defined_names(producer: str) -> None:
+    assert _exported(_exporters()[producer]()) == set(m.OURS[producer])
+
+
+def test_selector_scanner() -> None:
+    expr = (
+        'sum by (namespace) (rate(a_total{status=~"5..", route!="/x"}[5m] offset 1m)) / ignoring(pod) '
+        "max without (x) (b) > bool 0.5 and on (job) up unless absent(c) or vector(1) * 2e3"
+    )
+    assert selectors(expr) == [
+        Selector("a_total", (("status", "=~", "5.."), ("route", "!=", "/x"))),
+        Selector("b"),
+        Selector("up"),
+        Selector("c"),
+    ]
+    assert selectors('label_replace(sum(v), "job_name", "vector", "", "")') == [Selector("v")]
+    assert resolve("rate(x[$__rate_interval])") == "rate(x[1m])"
+    with pytest.raises(ValueError, match="unknown Grafana variable"):
+        resolve("rate(x[$__interval])")
