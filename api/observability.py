@@ -11,7 +11,7 @@ import uuid
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts.metrics import API_REQUEST_SECONDS, API_REQUESTS
+from contracts.prometheus_names import API_REQUEST_SECONDS, API_REQUESTS
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 access_log = logging.getLogger("api.access")

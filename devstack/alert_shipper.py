@@ -17,7 +17,7 @@ import psycopg
 from confluent_kafka import Consumer
 from prometheus_client import Counter
 
-from contracts.metrics import ALERT_SHIPPER_RECORDS, ALERT_SHIPPER_REJECTED
+from contracts.prometheus_names import ALERT_SHIPPER_RECORDS, ALERT_SHIPPER_REJECTED
 from contracts.topics import ALERTS_TOPIC
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from contracts import jsonlog
-from contracts.metrics import GENERATOR_DELIVERY_ERRORS, GENERATOR_EVENTS, GENERATOR_RATE
+from contracts.prometheus_names import GENERATOR_DELIVERY_ERRORS, GENERATOR_EVENTS, GENERATOR_RATE
 from generator.sinks import Sink
 
 log = logging.getLogger("generator")

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from contracts import metrics as m  # noqa: E402
+from contracts import prometheus_names as m  # noqa: E402
 from contracts.records import AlertType  # noqa: E402
 from contracts.thresholds import Thresholds  # noqa: E402
 

@@ -27,7 +27,7 @@ from prometheus_client import Counter, Gauge, start_http_server
 from pydantic import ValidationError
 
 from contracts import jsonlog
-from contracts.metrics import LOADER_LAST_BATCH_SECONDS, LOADER_LAST_LOAD, LOADER_RECORDS, LOADER_REJECTED
+from contracts.prometheus_names import LOADER_LAST_BATCH_SECONDS, LOADER_LAST_LOAD, LOADER_RECORDS, LOADER_REJECTED
 from contracts.records import AlertRecord
 from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, STORE_TOPICS
 from storage.writes import JSON_TABLES, WRITES, upsert_csv, upsert_rows

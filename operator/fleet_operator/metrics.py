@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from contracts import metrics as names
+from contracts import prometheus_names as names
 
 RECONCILES = Counter(names.OPERATOR_RECONCILES, "Reconciliations by outcome", ["result"])
 RECONCILE_SECONDS = Histogram(

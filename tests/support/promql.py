@@ -159,7 +159,7 @@ def check(prometheus, query: Query) -> tuple[str, list[str]]:
     selector's metric must be scraped, with the labels its matchers use) or it selects only metrics
     of a producer in NOT_RUN. Each selector must match a series, unless it is part of an absent
     condition (ABSENT_CONDITIONS, ABSENT_SERIES)."""
-    from contracts.metrics import producer_of
+    from contracts.prometheus_names import producer_of
 
     chosen = [s for s in selectors(query.expr) if producer_of(s.metric) not in NOT_RUN]
     if not chosen:

@@ -1,7 +1,7 @@
 """The pipeline's Prometheus rules through the real promtool: `check rules` on every rules file and
 on what the charts render into PrometheusRule objects, and `test rules` feeding synthetic series
 so each alert is shown to fire (and to stay quiet) when it should. The synthetic series carry the
-names contracts.metrics defines, every metric the rules and dashboards select is defined there,
+names contracts.prometheus_names defines, every metric the rules and dashboards select is defined there,
 and our processes export exactly the names defined for them: a renamed metric fails here. The
 end-to-end test (tests/e2e) runs the same rules and queries on a real run's Prometheus."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from contracts import metrics as m
+from contracts import prometheus_names as m
 from tests.support.promql import RULE_FILES, Selector, dashboard_queries, resolve, rule_queries, selectors
 from tests.unit.test_charts_render import ROOT, find, render
 
@@ -204,14 +204,14 @@ def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
 
 
 def test_synthetic_series_carry_defined_names() -> None:
-    """The series fed to promtool are named as contracts.metrics names them, the names our processes
+    """The series fed to promtool are named as contracts.prometheus_names names them, the names our processes
     export (below), not the names the rules happen to expect."""
     series = [item["series"] for test in UNIT_TESTS["tests"] for item in test["input_series"]]
     assert series and {name.split("{")[0] for name in series} <= m.ALL
 
 
 def test_every_selected_metric_is_defined() -> None:
-    """Each metric an alert/recording rule or a dashboard query selects is one contracts.metrics
+    """Each metric an alert/recording rule or a dashboard query selects is one contracts.prometheus_names
     defines (ours, Flink's, Vector's or Prometheus's own)."""
     queries = [*rule_queries(), *dashboard_queries()]
     assert len(queries) >= 20

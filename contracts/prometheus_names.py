@@ -89,4 +89,4 @@ def producer_of(name: str) -> str:
     for producer, names in (*OURS.items(), *EXTERNAL.items()):
         if name in names:
             return producer
-    raise KeyError(f"metric {name!r} is not defined in contracts.metrics")
+    raise KeyError(f"metric {name!r} is not defined in contracts.prometheus_names")
