@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from devstack.ports import wait_until
@@ -59,6 +60,23 @@ class Subprocess:
         if self.process is not None:
             _signal_group(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def wait_http_ok(self, url: str, timeout_s: float) -> None:
+        """Wait until `url` answers 200; fails at once, with the log's tail, if the child exits."""
+
+        def ok() -> bool:
+            if not self.running():
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        try:
+            wait_until(ok, timeout_s, f"{self.name} {url}", interval_s=0.2)
+        except TimeoutError as exc:
+            raise RuntimeError(f"{exc}; last log lines:\n{self.tail()}") from None
 
     def tail(self, lines: int = 20) -> str:
         try:

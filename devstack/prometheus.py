@@ -17,7 +17,7 @@ from typing import Protocol
 
 import yaml
 
-from devstack.ports import free_port, wait_until
+from devstack.ports import free_port
 from devstack.processes import Subprocess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,19 +84,7 @@ class PrometheusService(Subprocess):
             f"--web.listen-address=127.0.0.1:{self.port}",
         ]
         super().start(cwd=self.root)
-        try:
-            wait_until(self._ready, timeout_s, "Prometheus /-/ready", interval_s=0.2)
-        except TimeoutError as exc:
-            raise RuntimeError(f"{exc}; last log lines:\n{self.tail()}") from None
-
-    def _ready(self) -> bool:
-        if not self.running():
-            raise RuntimeError(f"Prometheus exited with {self.process.returncode}:\n{self.tail()}")
-        try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
+        self.wait_http_ok(self.url + "/-/ready", timeout_s)
 
     def api(self, path: str, **params: str) -> dict | list:
         """GET /api/v1/<path>; the `data` of a successful answer, else a RuntimeError with the error."""

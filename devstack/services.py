@@ -7,7 +7,6 @@ import logging
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from devstack.alert_shipper import AlertShipper
-from devstack.ports import free_port, wait_until
+from devstack.ports import free_port
 from devstack.postgres import PrivatePostgres, postgres_url
 from devstack.processes import Subprocess
 
@@ -240,19 +239,7 @@ class ApiService(Subprocess):
             self.postgres.url,
         ]
         super().start()
-        try:
-            wait_until(self._ready, timeout_s, "API /ready", interval_s=0.2)
-        except TimeoutError as exc:
-            raise RuntimeError(f"{exc}; last log lines:\n{self.tail()}") from None
-
-    def _ready(self) -> bool:
-        if not self.running():
-            raise RuntimeError(f"API exited with {self.process.returncode}:\n{self.tail()}")
-        try:
-            with urllib.request.urlopen(self.url + "/ready", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
+        self.wait_http_ok(self.url + "/ready", timeout_s)
 
 
 class AlertShipperService:

@@ -43,7 +43,7 @@ from generator.scenarios import expectations
 from generator.simulator import Simulator
 from generator.sinks import KafkaSink
 from tests.support.jobs_run import duplicates, read_committed
-from tests.support.promql import ABSENT_CONDITIONS, check, dashboard_queries, rule_queries
+from tests.support.promql import ABSENT_CONDITIONS, SCRAPED_JOBS, check, dashboard_queries, rule_queries
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COUNT, RATE, SEED = 12000, 100, 3
@@ -259,14 +259,7 @@ def test_prometheus_scrapes_every_service(run):
         recent = run.prometheus.query("max by (job) (max_over_time(up[3m]))")
         return {series["metric"]["job"]: "up" if series["value"][1] == "1" else "down" for series in recent}
 
-    jobs = {
-        "fleet-monitor-api",
-        "fleet-monitor-loader",
-        "fleet-monitor-alert-shipper",
-        "fleet-monitor-generator",
-        "flink-jobmanager",
-        "flink-taskmanager",
-    }
+    jobs = set(SCRAPED_JOBS)
     with contextlib.suppress(TimeoutError):  # the assertion names the target that is down
         wait_until(lambda: health() == dict.fromkeys(jobs, "up"), BOUND_S / 4, "every target up", interval_s=2)
     assert health() == dict.fromkeys(jobs, "up")

@@ -18,19 +18,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support.promql import SCRAPED_JOBS
+
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
 READINGS = re.compile(r"\| [\d,.]+ readings/s \(([\d,]+)\)")
-SCRAPED = (
-    "fleet-monitor-api",
-    "fleet-monitor-loader",
-    "fleet-monitor-alert-shipper",
-    "fleet-monitor-generator",
-    "flink-jobmanager",
-    "flink-taskmanager",
-)
 FIRST_READING_BOUND_S = 600  # planning and deploying the job on a busy 2-core machine, with room
 
 
@@ -90,7 +84,9 @@ def test_platform_starts_stores_readings_and_stops_without_leftovers():
     assert re.search(r"^flink_taskmanager_job_task_operator_numRecordsOut\{.*Source", seen["metrics"], re.M)
     # Prometheus scrapes every service it started, on the ports they got (first readings come
     # a minute or more after it started: each target has been scraped by then).
-    assert {target["metric"]["job"]: target["value"][1] for target in seen["targets"]} == dict.fromkeys(SCRAPED, "1")
+    assert {target["metric"]["job"]: target["value"][1] for target in seen["targets"]} == dict.fromkeys(
+        SCRAPED_JOBS, "1"
+    )
     assert "waiting for the jobs" in out  # progress while Flink plans, not silence
     assert re.search(r"run directory: .*\.local-run/", out) and "stopped; logs kept in" in out
     stopped = [json.loads(line)["service"] for line in err.splitlines() if '"msg": "stopped"' in line]

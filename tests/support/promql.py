@@ -12,6 +12,16 @@ from pathlib import Path
 
 import yaml
 
+SCRAPED_JOBS = (
+    "fleet-monitor-api",
+    "fleet-monitor-loader",
+    "fleet-monitor-alert-shipper",
+    "fleet-monitor-generator",
+    "flink-jobmanager",
+    "flink-taskmanager",
+)
+"""The scrape jobs a local run's Prometheus must have up: every process `make run` starts."""
+
 ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((ROOT / "charts").glob("*/rules/*.rules.yaml"))
 DASHBOARDS = sorted((ROOT / "charts" / "grafana" / "dashboards").glob("*.json"))
