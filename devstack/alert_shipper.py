@@ -14,7 +14,7 @@ import logging
 import threading
 
 import psycopg
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 from prometheus_client import Counter
 
 from contracts.prometheus_names import ALERT_SHIPPER_RECORDS, ALERT_SHIPPER_REJECTED
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 VECTOR_INSERT = "INSERT INTO alarm_events SELECT * FROM jsonb_populate_recordset(NULL::alarm_events, %s::jsonb)"
 
 SHIPPED = Counter(ALERT_SHIPPER_RECORDS, "Alert records shipped into alarm_events")
-REJECTED = Counter(ALERT_SHIPPER_REJECTED, "Alert records that were not JSON objects")
+REJECTED = Counter(ALERT_SHIPPER_REJECTED, "Alert records that were not JSON objects or that alarm_events refused")
 
 
 class AlertShipper:
@@ -54,6 +54,9 @@ class AlertShipper:
         self._thread.start()
         return self
 
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def _run(self) -> None:
         conn: psycopg.Connection | None = None
         while not self._stop.is_set():
@@ -63,10 +66,18 @@ class AlertShipper:
                 conn = self._ship(conn, records)
                 if conn is None:
                     return  # stopped before the batch was in: its offsets stay uncommitted
-            if messages:
-                self._consumer.commit(asynchronous=False)
+            if any(not message.error() for message in messages):  # a batch of errors has no offsets
+                self._commit()
         if conn is not None:
             conn.close()
+
+    def _commit(self) -> None:
+        """Commit the batch's offsets; if the broker is away, the next batch's commit covers them
+        (until then a restart ships them again: at-least-once, as Vector)."""
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            log.warning("offset commit failed; retried with the next batch", extra={"error": str(exc)})
 
     def _ship(self, conn: psycopg.Connection | None, records: list[dict]) -> psycopg.Connection | None:
         """Insert the batch, retrying (as Vector does) while the database is away; None if stopped."""
@@ -75,10 +86,9 @@ class AlertShipper:
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self._database_url, connect_timeout=5)
-                conn.execute(VECTOR_INSERT, (json.dumps(records),))
-                conn.commit()
-                self.shipped += len(records)
-                SHIPPED.inc(len(records))
+                shipped = self._insert(conn, records)
+                self.shipped += shipped
+                SHIPPED.inc(shipped)
                 return conn
             except psycopg.OperationalError as exc:
                 log.warning("database unavailable; retrying the batch", extra={"error": str(exc), "retry_s": delay_s})
@@ -88,6 +98,28 @@ class AlertShipper:
                 self._stop.wait(delay_s)
                 delay_s = min(delay_s * 2, 10.0)
         return None
+
+    @staticmethod
+    def _insert(conn: psycopg.Connection, records: list[dict]) -> int:
+        """Insert the batch in one statement; if alarm_events refuses it (a record with a value of the
+        wrong type), insert record by record and reject only the refused ones. Returns the count in."""
+        try:
+            conn.execute(VECTOR_INSERT, (json.dumps(records),))
+            conn.commit()
+            return len(records)
+        except (psycopg.DataError, psycopg.IntegrityError):
+            conn.rollback()
+        shipped = 0
+        for record in records:
+            try:
+                conn.execute(VECTOR_INSERT, (json.dumps([record]),))
+                conn.commit()
+                shipped += 1
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                conn.rollback()
+                REJECTED.inc()
+                log.warning("alarm_events refused an alert record", extra={"error": str(exc).splitlines()[0]})
+        return shipped
 
     @staticmethod
     def _decode(message) -> dict | None:

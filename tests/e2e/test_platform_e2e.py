@@ -52,8 +52,9 @@ COUNT, RATE, SEED = 12000, 100, 3
 # sees a trip every 10-20 s and the broker's restart takes ~22 s: at the jobs' default of 30 s,
 # a trips partition went idle during the outage and two of its trips came back late. The promise
 # the test checks is the documented one: an outage plus a partition's quiet gap shorter than the
-# idle timeout turns nothing late.
-IDLE_TIMEOUT_S = 60
+# idle timeout turns nothing late. The restart took 56 s once on a machine loaded ~8x (load 16
+# on 2 cores), so the bound leaves room for that: 120 s, of which the outage may take half.
+IDLE_TIMEOUT_S = 120
 JOB_ARGS = ("--kpi-window", "10", "--idle-timeout", str(IDLE_TIMEOUT_S))  # 300 s KPI windows never close in a run
 BOUND_S = 600  # every wait: generous, the machine has two busy cores
 

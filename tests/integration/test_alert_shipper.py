@@ -91,3 +91,25 @@ def test_only_committed_alert_records_are_shipped(broker, kafka_topics, pg_url):
         shipper.stop()
     assert rows == [("a-1", "active", 2, "default", None)]
     assert shipper.shipped == 1
+
+
+def test_the_shipper_survives_a_batch_of_only_errors_and_a_record_alarm_events_refuses(broker, pg_url):
+    """Started before its topic exists, the shipper's first batches hold only errors (unknown topic),
+    which have no offsets to commit; once the topic is there it ships. A JSON object whose field has
+    the wrong type is refused by alarm_events alone: the records around it still land."""
+    migrate_up(pg_url)
+    topic = f"alerts-later-{T0.timestamp():.0f}-{time.monotonic_ns()}"
+    shipper = AlertShipper(broker.bootstrap, pg_url, topic=topic).start()
+    try:
+        broker.create_topics([topic], partitions=1)
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
+        producer.produce(topic, value=alert(0).model_dump_json())
+        producer.produce(topic, value=alert(1).model_dump_json().replace('"count":2', '"count":"two"'))
+        producer.produce(topic, value=alert(2).model_dump_json())
+        assert producer.flush(10) == 0
+        rows = wait_for_rows(pg_url, expected=2, timeout_s=120)
+        assert shipper.running()
+    finally:
+        shipper.stop()
+    assert [row[:3] for row in rows] == [("a-0", "active", 1), ("a-2", "active", 3)]
+    assert shipper.shipped == 2
