@@ -20,11 +20,12 @@ from contracts.events import Event
 
 ENVELOPE = ("event_id", "source_id", "fleet_id")
 TIME_FORMS = (
-    "event_time must be RFC 3339 UTC with milliseconds and Z (2026-01-01T00:00:00.000Z), "
+    "event_time must be RFC 3339 with a zone (2026-01-01T00:00:00.000Z, or an offset such as +02:00), "
     "or epoch seconds (a JSON number below 1e11) or milliseconds (from 1e11 on)"
 )
-"""The event times the jobs read (jobs.tables.ROWTIME_SQL); RFC 3339 text that SQL reads at
-another instant than the contract (an offset) is refused with this reason."""
+"""The event times the jobs read (jobs.tables.ROWTIME_SQL): the reason of a line whose time SQL
+read at another instant than the contract (a safety net: tests/integration/test_jobs_event_time.py
+finds none among the forms the contract accepts)."""
 ERROR_COLUMNS = ("error", "error_field")
 
 

@@ -29,16 +29,39 @@ def epoch_sql(number: str) -> str:
 
 
 _TIME_TEXT = "COALESCE(JSON_VALUE(line, '$.event_time'), JSON_VALUE(line, '$.time'))"
-_RFC3339_SQL = f"TRY_CAST(REPLACE(REPLACE({_TIME_TEXT}, 'T', ' '), 'Z', '') AS TIMESTAMP(3))"
-# The event time as SQL reads it (legacy heartbeats call it `time`): RFC 3339 UTC text or an epoch
+# RFC 3339 in every form the contract accepts: `T`, `t` or a space between date and time, any
+# fraction (read to the millisecond, truncated as the contract's reading is), `Z`, `z` or an
+# offset with or without its colon. Groups: 1 the local date-time, 3 the offset's sign, 4-5 its
+# hours and minutes (NULL for Z).
+_RFC3339 = "^(.+?)(Z|([+-])([0-9]{2}):?([0-9]{2}))$"
+
+
+def _rfc3339_sql(text: str) -> str:
+    """The instant of RFC 3339 text as TIMESTAMP(3) in UTC, NULL if it is none."""
+    part = lambda n: f"REGEXP_EXTRACT(UPPER({text}), '{_RFC3339}', {n})"  # noqa: E731
+    local = f"TRY_CAST(REPLACE({part(1)}, 'T', ' ') AS TIMESTAMP(3))"
+    minutes = f"(CAST({part(4)} AS INT) * 60 + CAST({part(5)} AS INT))"
+    return (
+        f"CASE WHEN {part(3)} IS NULL THEN {local} WHEN {part(3)} = '+' THEN TIMESTAMPADD(MINUTE, -{minutes}, {local}) "
+        f"ELSE TIMESTAMPADD(MINUTE, {minutes}, {local}) END"
+    )
+
+
+_EVENT_TIME_AT = 'POSITION(\'"event_time":"\' IN line)'
+_WIRE_TIME_SQL = f"TRY_CAST(REPLACE(SUBSTRING(line, {_EVENT_TIME_AT} + 14, 23), 'T', ' ') AS TIMESTAMP(3))"
+# The event time as SQL reads it (legacy heartbeats call it `time`): RFC 3339 text or an epoch
 # number (JSON_VALUE gives its text); the parse function checks it equals the contract's
-# event_time. Flink evaluates every argument of a COALESCE but only the chosen branch of a CASE:
-# lines with the time as a string in the canonical form (nearly all) skip the epoch reading, which
-# would parse the document several times more. Unusable times become the epoch: they never move
+# event_time. Nearly every line carries the wire form (24 characters ending in Z, right after
+# `"event_time":"`, the key not repeated: JSON's last one would count): found by position, it is
+# cut out and cast, with no JSON parse. Flink evaluates every argument of a COALESCE but only the
+# chosen branch of a CASE, so the rest (offsets, epoch numbers, spaced JSON: the Python parse reads
+# those lines anyway) costs nothing on that path. Unusable times become the epoch: they never move
 # a watermark and the row is a dead letter anyway.
 ROWTIME_SQL = (
-    f'CASE WHEN POSITION(\'"event_time":"\' IN line) > 0 THEN COALESCE({_RFC3339_SQL}, {EPOCH}) '
-    f"ELSE COALESCE({epoch_sql(f'TRY_CAST({_TIME_TEXT} AS DOUBLE)')}, {_RFC3339_SQL}, {EPOCH}) END"
+    f"CASE WHEN {_EVENT_TIME_AT} > 0 AND SUBSTRING(line, {_EVENT_TIME_AT} + 37, 2) = 'Z\"' "
+    f"AND LOCATE('\"event_time\"', line, {_EVENT_TIME_AT} + 1) = 0 "
+    f"THEN COALESCE({_WIRE_TIME_SQL}, {EPOCH}) "
+    f"ELSE COALESCE({epoch_sql(f'TRY_CAST({_TIME_TEXT} AS DOUBLE)')}, {_rfc3339_sql(_TIME_TEXT)}, {EPOCH}) END"
 )
 
 

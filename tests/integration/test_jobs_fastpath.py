@@ -236,8 +236,8 @@ def test_every_certain_line_is_one_the_contract_accepts_with_the_same_values(ver
 
 def test_every_event_in_the_wire_format_is_read_at_its_own_event_time(verdicts):
     """SQL's event time (jobs.tables.ROWTIME_SQL) is the one the parse function holds the event to,
-    repeated keys included, so no valid event is rejected. (Times in another RFC 3339 form are
-    dead letters by design: ParseFamily.)"""
+    repeated keys included, so no valid event is rejected. (Times in other RFC 3339 forms:
+    test_jobs_event_time.)"""
     read = 0
     for family, rows in verdicts.items():
         for line, _certain, rowtime, *_ in rows:
