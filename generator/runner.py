@@ -37,9 +37,13 @@ class RunStats:
     last_error: str | None = None
     stopped_early: bool = False
 
+    started_at: float | None = None  # time.monotonic() when the run began
+
     @property
     def rate(self) -> float:
-        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """Events per second of the run: so far while it runs, overall once it ended."""
+        elapsed = self.elapsed_s or (time.monotonic() - self.started_at if self.started_at else 0.0)
+        return self.sent / elapsed if elapsed > 0 else 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -95,7 +99,7 @@ def run(
 ) -> RunStats:
     """Send everything the source yields (or until `stop`), then close the sink."""
     stats = stats or RunStats()
-    started = time.monotonic()
+    started = stats.started_at = time.monotonic()
     next_progress = started + progress_interval_s
     try:
         while not stop.is_set():

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from devstack.ports import free_port
+from devstack.ports import free_port, wait_until
 from devstack.run import main as devstack_run
 from generator import SimConfig, Simulator
 from generator.pipeline import PipelinedSimulator
@@ -60,7 +60,9 @@ def test_paced_run_follows_the_rate():
     stats = run(Simulator(config), NullSink(), threading.Event(), paced=True)
     elapsed = time.monotonic() - started
     assert stats.sent == 100
-    assert 0.45 < elapsed < 1.5  # the 100th event is due at 0.495 s
+    # Never ahead of the rate: the 100th event is due at 0.495 s. (Falling behind on a busy machine is
+    # allowed; the bound only says the run ends.)
+    assert 0.49 < elapsed < 60
 
 
 def test_prometheus_metrics_are_served_from_the_run_counters():
@@ -105,3 +107,27 @@ def test_devstack_run_help_offers_the_generator_options(capsys):
         devstack_run(["--partitions", "0"])
     assert exit_info.value.code == 2
     assert "--partitions must be >= 1" in capsys.readouterr().err
+
+
+def _scrape(port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+
+def test_the_rate_gauge_follows_a_run_while_it_runs():
+    """generator_rate_events_per_second is the run's rate so far during the run (it read 0 until the
+    run ended, when nobody scrapes any more)."""
+    stats, stop = RunStats(), threading.Event()
+    source, sink = Simulator(SimConfig(start=T0, rate=200, scenarios=())), NullSink()  # continuous, paced
+    runner = threading.Thread(target=run, args=(source, sink, stop), kwargs={"stats": stats})
+    port = free_port()
+    server, thread = Metrics(stats, source, sink).serve(port)
+    runner.start()
+    try:
+        wait_until(lambda: stats.sent >= 50, 60, "50 events sent", interval_s=0.05)
+        (line,) = [line for line in _scrape(port).splitlines() if line.startswith("generator_rate_events_per_second ")]
+        assert 0 < float(line.split()[1]) < 250  # paced at 200/s (a slice may leave 10 ms early)
+    finally:
+        stop.set()
+        runner.join(30)
+        server.shutdown()
+        thread.join(5)
