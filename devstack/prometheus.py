@@ -29,19 +29,36 @@ SCRAPE_INTERVAL_S = 15  # Prometheus's default
 SLOW_JOBS_S = {"flink-taskmanager": 60}
 
 
+CHART_LABEL = "app_kubernetes_io_name"
+"""The label that names a target's chart: in Kubernetes, the pod label app.kubernetes.io/name as
+Prometheus's pod discovery maps it (the `labelmap` of the usual annotation-based scrape job, a
+PodMonitor's podTargetLabels); here, set on each target. The charts' rules select on it, never on
+`job`, which each Prometheus set-up names its own way."""
+
+
 class Scraped(Protocol):
+    chart: str  # the chart that deploys the service in Kubernetes
+
     def scrape_targets(self) -> dict[str, list[str]]:
         """Scrape job name -> the host:port addresses serving /metrics."""
 
 
-def scrape_config(targets: dict[str, list[str]], rule_files: Iterable[Path] = RULE_FILES) -> dict:
-    """prometheus.yml: one scrape job per service, the charts' rule files."""
+def scrape_config(
+    targets: dict[str, list[str]], charts: dict[str, str] | None = None, rule_files: Iterable[Path] = RULE_FILES
+) -> dict:
+    """prometheus.yml: one scrape job per service (its targets labelled with the service's chart:
+    `charts`, job -> chart), the charts' rule files."""
     interval = f"{SCRAPE_INTERVAL_S}s"
+    charts = charts or {}
+
+    def static(job: str, addresses: list[str]) -> dict:
+        return {"targets": addresses} | ({"labels": {CHART_LABEL: charts[job]}} if job in charts else {})
+
     return {
         "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
         "rule_files": [str(path) for path in rule_files],
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": addresses}]} | _slow(job)
+            {"job_name": job, "static_configs": [static(job, addresses)]} | _slow(job)
             for job, addresses in sorted(targets.items())
         ],
     }
@@ -70,13 +87,17 @@ class PrometheusService(Subprocess):
                 merged.setdefault(job, []).extend(addresses)
         return merged
 
+    def charts(self) -> dict[str, str]:
+        """Scrape job -> the chart of the service it scrapes."""
+        return {job: service.chart for service in self.services for job in service.scrape_targets()}
+
     def start(self, timeout_s: float = 60) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError("the prometheus server is not installed: run `make setup` (Debian package prometheus)")
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "prometheus.yml"
-        config.write_text(yaml.safe_dump(scrape_config(self.targets()), sort_keys=False))
+        config.write_text(yaml.safe_dump(scrape_config(self.targets(), self.charts()), sort_keys=False))
         self.command = [
             binary,
             f"--config.file={config}",

@@ -124,6 +124,7 @@ class JobsService:
     the job takes a while on 2 cores: start() only launches; `submitted()` says when it runs."""
 
     name = "jobs"
+    chart = "flink-job"  # the chart that runs it in Kubernetes (its pods' app.kubernetes.io/name)
 
     def __init__(self, run: RunDir, bootstrap: Callable[[], str], extra: tuple[str, ...] = ()):
         from devstack.flink_cluster import FlinkCluster, chart_defaults
@@ -192,6 +193,8 @@ class LoaderService(Subprocess):
     """`python -m storage.loader`: the jobs' committed output from Kafka into the database
     (charts/loader in Kubernetes)."""
 
+    chart = "loader"
+
     def __init__(self, run: RunDir, bootstrap: Callable[[], str], postgres: PostgresService):
         super().__init__("loader", [], run.logs / "loader.log")
         self.bootstrap = bootstrap
@@ -217,6 +220,8 @@ class LoaderService(Subprocess):
 
 
 class ApiService(Subprocess):
+    chart = "api"
+
     def __init__(self, run: RunDir, postgres: PostgresService, port: int | None = None):
         super().__init__("api", [], run.logs / "api.log")
         self.postgres = postgres
@@ -247,6 +252,7 @@ class AlertShipperService:
     Vector's pod serves its own)."""
 
     name = "alert-shipper"
+    chart = "vector"  # what it stands in for
 
     def __init__(self, bootstrap, postgres: PostgresService):
         self.bootstrap = bootstrap
@@ -276,6 +282,7 @@ class SimulatorService:
     `make_source` and `make_sink` are called at start (the sink needs the broker running)."""
 
     name = "simulator"
+    chart = "generator"
 
     def __init__(self, make_source, make_sink, paced: bool = True, progress_interval_s: float = 5.0):
         from generator.runner import RunStats

@@ -107,6 +107,15 @@ UNIT_TESTS = {
                 {"series": f'{m.LOADER_LAST_LOAD}{{pod="loader-b"}}', "values": "0+60x40"},
                 {"series": f'{m.LOADER_REJECTED}{{pod="loader-b",table="alarms"}}', "values": "0+1x40"},
                 {"series": f'{m.LOADER_REJECTED}{{pod="loader-a",table="alarms"}}', "values": "0x40"},
+                # As Kubernetes pod discovery labels targets: the annotation-based job, the pod label mapped
+                {
+                    "series": f'{m.UP}{{job="kubernetes-pods",app_kubernetes_io_name="loader",pod="loader-a",instance="10.0.0.5:9102"}}',
+                    "values": "1x5 0x35",
+                },
+                {
+                    "series": f'{m.UP}{{job="kubernetes-pods",app_kubernetes_io_name="api",pod="api-a"}}',
+                    "values": "1x40",
+                },
             ],
             "promql_expr_test": [
                 {
@@ -186,6 +195,24 @@ UNIT_TESTS = {
                         )
                     ],
                 },
+                {
+                    "eval_time": "20m",
+                    "alertname": "LoaderDown",
+                    "exp_alerts": [
+                        summary(
+                            {
+                                "severity": "critical",
+                                "job": "kubernetes-pods",
+                                "app_kubernetes_io_name": "loader",
+                                "pod": "loader-a",
+                                "instance": "10.0.0.5:9102",
+                            },
+                            "Loader target 10.0.0.5:9102 is down",
+                            "Nothing the jobs commit reaches the database (it waits in Kafka until the loader is back).",
+                        )
+                    ],
+                },
+                {"eval_time": "20m", "alertname": "ApiDown", "exp_alerts": []},
                 {
                     "eval_time": "20m",
                     "alertname": "ApiHighErrorRate",
@@ -278,3 +305,27 @@ def test_selector_scanner() -> None:
     assert resolve("rate(x[$__rate_interval])") == "rate(x[1m])"
     with pytest.raises(ValueError, match="unknown Grafana variable"):
         resolve("rate(x[$__interval])")
+
+
+def test_target_down_alerts_select_the_pod_label_their_chart_renders() -> None:
+    """`up` is selected by the chart label (devstack.prometheus.CHART_LABEL), which Kubernetes pod
+    discovery derives from the pod label app.kubernetes.io/name, never by `job`: each Prometheus
+    set-up names its jobs its own way (the annotation-based job is `kubernetes-pods`), and a
+    job-name matcher never fired there. The value must be what the chart's pods really carry."""
+    from devstack.prometheus import CHART_LABEL
+
+    checked = 0
+    for query in rule_queries():
+        for selector in selectors(query.expr):
+            if selector.metric != "up":
+                continue
+            matchers = {label: (op, value) for label, op, value in selector.matchers}
+            assert "job" not in matchers, query.source
+            op, chart = matchers[CHART_LABEL]
+            assert op == "=", query.source
+            pods = [d for d in render(chart, "dev") if d["kind"] in ("Deployment", "StatefulSet")]
+            assert pods and all(
+                d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == chart for d in pods
+            ), query.source
+            checked += 1
+    assert checked >= 2  # ApiDown, LoaderDown
