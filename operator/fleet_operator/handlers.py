@@ -36,6 +36,10 @@ class Runtime:
     kube: Kube
     custom: kubernetes.client.CustomObjectsApi
 
+    def release_inputs(self) -> tuple:
+        """What model.desired_releases needs besides the resource: charts, overlays, this operator's peer."""
+        return self.settings.charts_dir, self.settings.environments_dir, self.settings.network_peer
+
 
 class _State:
     """Set by the startup handler; one operator per process."""
@@ -148,7 +152,7 @@ async def reconcile(body: kopf.Body, logger: logging.Logger) -> dict:
     conditions = model.set_condition(conditions, "Paused", False, "Running", "", generation=generation)
 
     try:
-        releases = model.desired_releases(name, spec, rt.settings.charts_dir, rt.settings.environments_dir)
+        releases = model.desired_releases(name, spec, *rt.release_inputs())
     except model.SpecError as error:
         FAILURES.labels("invalid-spec").inc()
         kopf.warn(body, reason="InvalidSpec", message=str(error))
@@ -341,7 +345,7 @@ async def heal_once(rt: Runtime, body: kopf.Body, memo: kopf.Memo, logger: loggi
     kafka = (spec.get("components") or {}).get("kafka") or {}
     if kafka.get("enabled", True):
         bootstrap = kafka.get("bootstrapServers") or f"{name}-kafka.{namespace}.svc:9092"
-        releases = model.desired_releases(name, spec, rt.settings.charts_dir, rt.settings.environments_dir)
+        releases = model.desired_releases(name, spec, *rt.release_inputs())
         report = await heal_topics(bootstrap, model.topics(model.kafka_values(releases, rt.settings.charts_dir), spec))
         if report.created:
             kopf.info(body, reason="TopicsCreated", message=", ".join(report.created))

@@ -212,8 +212,11 @@ def _wiring(name: str, component: str, spec: dict) -> dict:
     return values
 
 
-def desired_releases(name: str, spec: dict, charts_dir: Path, environments_dir: Path) -> list[Release]:
-    """Every release of the resource in dependency order (disabled ones included, to be removed)."""
+def desired_releases(
+    name: str, spec: dict, charts_dir: Path, environments_dir: Path, operator_peer: dict | None = None
+) -> list[Release]:
+    """Every release of the resource in dependency order (disabled ones included, to be removed).
+    `operator_peer`: the NetworkPolicy peer of the operator's pods, admitted to what it calls."""
     environment = spec["environment"]
     overlays = environments_dir / environment / "values"
     components = spec.get("components") or {}
@@ -242,6 +245,8 @@ def desired_releases(name: str, spec: dict, charts_dir: Path, environments_dir: 
                 _common_keys(settings),
                 settings.get("values"),
             )
+            if operator_peer and (component == "kafka" or chart == FLINK_CHART):
+                _admit(values, operator_peer)
             version = chart_version(charts_dir, chart)
             upgrade_mode = None
             if chart == FLINK_CHART:  # the overlay's, else the chart's, unless the spec says
@@ -262,6 +267,26 @@ def desired_releases(name: str, spec: dict, charts_dir: Path, environments_dir: 
             )
     topics(kafka_values(releases, charts_dir), spec)  # refuses what cannot work
     return releases
+
+
+def operator_peer(namespace: str | None, pod_labels: dict | None) -> dict | None:
+    """The NetworkPolicy peer that admits the operator's pods (in their own namespace) to the Kafka
+    and Flink releases it manages: topics are healed over Kafka's client port, savepoints taken
+    over Flink's REST port. None outside a cluster."""
+    if not (namespace and pod_labels):
+        return None
+    return {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        "podSelector": {"matchLabels": dict(pod_labels)},
+    }
+
+
+def _admit(values: dict, peer: dict) -> None:
+    """Add `peer` to the release's NetworkPolicy sources, after whatever the layers listed: the
+    operator in its own namespace must reach Kafka (topics) and Flink's REST API (savepoints)."""
+    policy = values.setdefault("networkPolicy", {})
+    listed = list(policy.get("extraIngressFrom") or [])
+    policy["extraIngressFrom"] = listed if peer in listed else [*listed, peer]
 
 
 def kafka_values(releases: list[Release], charts_dir: Path) -> dict:

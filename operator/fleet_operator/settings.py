@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from fleet_operator.model import operator_peer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +29,12 @@ class Settings:
     flink_rest: str  # template for a job's Flink REST API ({release}, {namespace})
     savepoint_timeout_s: float
     metrics_port: int  # 0 = no metrics endpoint
+    namespace: str | None = None  # where the operator's pods run (its chart sets it)
+    pod_labels: dict | None = None  # the operator pods' selector labels (its chart sets them)
+
+    @property
+    def network_peer(self) -> dict | None:
+        return operator_peer(self.namespace, self.pod_labels)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,6 +49,8 @@ class Settings:
             flink_rest=os.environ.get("FLEET_FLINK_REST", "http://{release}-rest.{namespace}.svc:8081"),
             savepoint_timeout_s=float(os.environ.get("FLEET_SAVEPOINT_TIMEOUT_S", "300")),
             metrics_port=int(os.environ.get("FLEET_METRICS_PORT", "0")),
+            namespace=os.environ.get("FLEET_OPERATOR_NAMESPACE") or None,
+            pod_labels=json.loads(os.environ.get("FLEET_OPERATOR_POD_LABELS") or "{}") or None,
         )
 
     def missing(self) -> list[str]:

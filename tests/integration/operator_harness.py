@@ -265,6 +265,13 @@ def operator_pod_command(
     container = pod["containers"][0]
     kubeconfig = cluster.service_account_kubeconfig(namespace, pod["serviceAccountName"], root / "operator.kubeconfig")
     env = {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
+    # The downward API: the pod's own namespace (the only field the chart reads).
+    fields = {"metadata.namespace": namespace}
+    env |= {
+        item["name"]: fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
+        for item in container.get("env", [])
+        if "fieldRef" in item.get("valueFrom", {})
+    }
     env.update(
         KUBECONFIG=str(kubeconfig),
         PYTHONPATH=os.pathsep.join([str(ROOT / "operator"), str(ROOT)]),

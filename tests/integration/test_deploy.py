@@ -19,6 +19,7 @@ import yaml
 from devstack.kube.cluster import LocalCluster, NodePool
 from tests.integration.operator_harness import ROOT, operator_pod_command
 from tests.support.kube import Kube, wait_for
+from tests.support.netpol import admits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 OPERATOR_NAMESPACE = "fleet-system"
@@ -77,6 +78,7 @@ def test_deploy_reaches_ready_and_undeploy_removes_it(prod_sized: LocalCluster, 
         assert pods and all(pod["status"]["phase"] in ("Running", "Succeeded") for pod in pods)
         claims = kube.list("v1", "persistentvolumeclaims", namespace)
         assert claims and {claim["status"]["phase"] for claim in claims} == {"Bound"}
+        _operator_reaches_kafka_and_flink(kube, namespace)
 
         kept = {claim["metadata"]["name"] for claim in claims if claim["metadata"]["name"].startswith("data-")}
         undeployed = deploy(kube_cluster.kubeconfig, "--undeploy", env)
@@ -98,3 +100,23 @@ def test_deploy_reaches_ready_and_undeploy_removes_it(prod_sized: LocalCluster, 
     finally:
         operator.terminate()
         operator.wait(60)
+
+
+def _operator_reaches_kafka_and_flink(kube: Kube, namespace: str) -> None:
+    """The operator (its own namespace) may open Kafka's client port (topics) and each JobManager's
+    REST port (savepoints) under the NetworkPolicies the cluster holds; a pod of another namespace
+    may not. Evaluated on the API's objects: no network plugin runs here (tests.support.netpol)."""
+    policies = kube.list("networking.k8s.io/v1", "networkpolicies", namespace)
+    (operator,) = kube.list("v1", "pods", OPERATOR_NAMESPACE, selector="app.kubernetes.io/name=fleet-operator")
+    operator_namespace = kube.get("v1", "namespaces", None, OPERATOR_NAMESPACE)
+    stranger = {"metadata": {"name": "x", "namespace": "default", "labels": operator["metadata"]["labels"]}}
+    default_namespace = kube.get("v1", "namespaces", None, "default")
+    targets = [(pod, 9092) for pod in kube.list("v1", "pods", namespace, selector="app.kubernetes.io/name=kafka")]
+    targets += [
+        (pod, 8081) for pod in kube.list("v1", "pods", namespace, selector="app.kubernetes.io/component=jobmanager")
+    ]
+    assert len(targets) >= 2 and policies
+    for pod, port in targets:
+        name = pod["metadata"]["name"]
+        assert admits(policies, pod, port, operator, operator_namespace), f"the operator cannot reach {name}:{port}"
+        assert not admits(policies, pod, port, stranger, default_namespace), f"any namespace reaches {name}:{port}"

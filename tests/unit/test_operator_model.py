@@ -446,3 +446,21 @@ def test_every_overlay_key_reaches_a_release_of_its_environment(env, chart, path
         f"environments/{env}/values/{chart}.yaml {'.'.join(path)} changed to {new!r} reaches none of {mine}: "
         f"the FleetMonitor sets it for each of them ({[_dig(values[c], path) for c in mine]})"
     )
+
+
+def test_the_operator_is_admitted_to_kafka_and_flink_after_what_the_values_list(dirs):
+    """Kafka's client port (topics) and each job's REST port (savepoints) admit the operator's pods
+    from its own namespace, besides any sources the resource's values list; nothing else is opened."""
+    peer = model.operator_peer("fleet-system", {"app.kubernetes.io/name": "fleet-operator"})
+    listed = {"ipBlock": {"cidr": "10.0.0.0/8"}}
+    spec = {"environment": "qa", "components": {"kafka": {"values": {"networkPolicy": {"extraIngressFrom": [listed]}}}}}
+    found = {r.component: r for r in model.desired_releases("fm", spec, *dirs, operator_peer=peer)}
+    assert found["kafka"].values["networkPolicy"]["extraIngressFrom"] == [listed, peer]
+    jobs = [r for r in found.values() if r.chart == "flink-job"]
+    assert jobs and all(r.values["networkPolicy"]["extraIngressFrom"] == [peer] for r in jobs)
+    others = [r for r in found.values() if r.component != "kafka" and r.chart != "flink-job"]
+    assert others and not any("networkPolicy" in r.values for r in others)
+    assert peer == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "fleet-system"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "fleet-operator"}},
+    }
