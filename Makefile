@@ -42,10 +42,13 @@ bench-e2e: setup ## whole pipeline: events/s in and processed, alarm latency p50
 	@$(PY) -m tests.bench.bench_e2e $(ARGS)
 
 # --- operator (kopf, FleetMonitor CRD, charts/fleet-operator) -----------------------------------
-.PHONY: test-operator
+.PHONY: test-operator bench-operator
 
-test-operator: setup-kube ## operator tests: unit, then kopf on the API emulator with real helm and broker
+test-operator: setup-kube ## operator tests: unit, then kopf on the local cluster's real API server with real helm and broker
 	@$(PY) -m pytest tests/unit/test_operator_model.py tests/integration/test_operator.py tests/integration/test_operator_healing.py tests/integration/test_operator_charts.py $(ARGS)
+
+bench-operator: setup-kube ## FleetMonitor create -> Ready vs bare helm --wait; unchanged reconciles vs helm list (ARGS=--quick)
+	@$(PY) -m tests.bench.bench_operator $(ARGS)
 
 cluster: setup-kube ## start a local Kubernetes cluster (real control plane, kwok nodes) and print its KUBECONFIG
 	@$(PY) -m devstack.kube up $(ARGS)

@@ -1,9 +1,10 @@
 """Operator benchmark (tests/bench/README.md interface).
 
-1. create -> all releases requested: a FleetMonitor is created and the operator, run as its chart
-   deploys it (on the local Kubernetes cluster, devstack.kube, real helm), requests every release. Baseline: the same releases
-   installed by calling helm directly, one after another, against the same cluster: the
-   operator's overhead on top of Helm itself.
+1. create -> Ready: a FleetMonitor is created and the operator, run as its chart deploys it (on the
+   local Kubernetes cluster, devstack.kube, real helm, kwok nodes), installs every release and
+   waits for its workloads, until the resource's Ready condition. Baseline: the same releases with
+   the same values installed by bare `helm upgrade --install --wait`, stage after stage, on the
+   same cluster: the operator's overhead on top of Helm itself.
 2. reconcile cost of 100 unchanged resources: the operator's reconcile over 100 FleetMonitors
    whose releases are all up to date (input hashes match, so no Helm call). Baseline: ONE
    `helm list` per resource, the least a resync that asks Helm would cost.
@@ -39,6 +40,11 @@ def _release_count() -> int:
 
 
 def measure_create(root: Path, cluster: LocalCluster) -> tuple[float, float]:
+    """Seconds from creating a FleetMonitor to its Ready condition (every release installed and its
+    workloads Ready on the kwok nodes), and the same releases with the same values installed by
+    bare `helm upgrade --install --wait`, stage after stage as the operator orders them."""
+    from fleet_operator import model
+
     from tests.integration.operator_harness import platform
 
     namespace = "bench-create"
@@ -47,34 +53,27 @@ def measure_create(root: Path, cluster: LocalCluster) -> tuple[float, float]:
     with platform(root / "op", cluster, namespace) as p, p.operator():
         started = time.perf_counter()
         p.create(p.fleet())
-        wait_for(lambda: len(p.helm_calls("upgrade")) >= _release_count(), 120, "all releases requested", 0.01)
+        p.wait_condition("Ready", timeout=900)
         operator_s = time.perf_counter() - started
-        p.wait_condition("Ready", timeout=60)
 
-        # Baseline: the same charts and values straight through helm, sequentially.
-        obj = p.get()
-        helm = p.operator_env["FLEET_HELM"]
+        env = p.operator_env
+        charts, environments = Path(env["FLEET_CHARTS_DIR"]), Path(env["FLEET_ENVIRONMENTS_DIR"])
+        releases = model.desired_releases("demo", p.get()["spec"], charts, environments)
         admin = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
         started = time.perf_counter()
-        for component, entry in obj["status"]["components"].items():
-            subprocess.run(
-                [
-                    helm,
-                    "upgrade",
-                    "--install",
-                    f"base-{component}",
-                    str(root / "op/charts" / entry["chart"]),
-                    "-n",
-                    namespace,
-                    "--set",
-                    f"fullnameOverride=base-{component}",
-                ],
-                check=True,
-                capture_output=True,
-                env=admin,
-            )
+        for stage in model.by_stage(releases):
+            for release in (r for r in stage if r.enabled):
+                _helm_install_ready(env["FLEET_HELM"], charts / release.chart, namespace, release, root, admin)
         helm_s = time.perf_counter() - started
     return operator_s, helm_s
+
+
+def _helm_install_ready(helm: str, chart: Path, namespace: str, release, root: Path, env: dict) -> None:
+    name = f"base-{release.component}"
+    values = root / f"{name}.values.json"
+    values.write_text(json.dumps(release.values | {"fullnameOverride": name}))
+    command = [helm, "upgrade", "--install", name, str(chart), "-n", namespace, "-f", str(values)]
+    subprocess.run([*command, "--wait", "--wait-for-jobs", "--timeout", "15m"], check=True, capture_output=True, env=env)
 
 
 def measure_unchanged(root: Path, cluster: LocalCluster, resources: int) -> tuple[float, float]:
@@ -150,26 +149,26 @@ def run(quick: bool = False) -> dict:
         finally:
             cluster.stop()
     figures = {
-        "create_to_all_releases_requested_s": round(operator_s, 3),
+        "create_to_ready_s": round(operator_s, 3),
         f"reconcile_{resources}_unchanged_s": round(reconcile_s, 4),
         "reconcile_unchanged_per_resource_ms": round(reconcile_s / resources * 1000, 3),
     }
     baseline = {
-        "create_to_all_releases_requested_s": round(helm_s, 3),
+        "create_to_ready_s": round(helm_s, 3),
         f"reconcile_{resources}_unchanged_s": round(list_s, 3),
         "reconcile_unchanged_per_resource_ms": round(list_s / resources * 1000, 3),
     }
     ratios = {
-        "create_to_all_releases_requested_s": round(operator_s / helm_s, 2),  # operator time / bare helm time
+        "create_to_ready_s": round(operator_s / helm_s, 2),  # operator time / bare helm time
         f"reconcile_{resources}_unchanged_s": round(list_s / reconcile_s, 1),  # speed-up over asking helm
         "reconcile_unchanged_per_resource_ms": round(list_s / reconcile_s, 1),
     }
     targets = {
-        "create_to_all_releases_requested_s": "<= 2.0x the same releases installed with bare helm, in dependency order",
+        "create_to_ready_s": "<= 1.5x the same releases installed with bare helm --wait, in dependency order",
         f"reconcile_{resources}_unchanged_s": ">= 10x cheaper than one `helm list` per resource (no Helm call)",
         "reconcile_unchanged_per_resource_ms": ">= 10x cheaper than one `helm list`",
     }
-    met = ratios["create_to_all_releases_requested_s"] <= 2.0 and ratios[f"reconcile_{resources}_unchanged_s"] >= 10
+    met = ratios["create_to_ready_s"] <= 1.5 and ratios[f"reconcile_{resources}_unchanged_s"] >= 10
     return {
         "component": "operator",
         "figures": figures,
