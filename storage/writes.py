@@ -70,12 +70,15 @@ WRITES: dict[str, TableWrite] = {
     spec.table: spec
     for spec in (
         _spec(
-            "readings", "time source_id fleet_id schema_name metric value event_id", "source_id metric time event_id"
+            # The event id fixes the tire, so the readings' key needs none (contracts.metrics).
+            "readings",
+            "time source_id fleet_id schema_name metric tire value event_id",
+            "source_id metric time event_id",
         ),
         _spec(
             "aggregates",
-            "window_start window_end window_s source_id fleet_id schema_name metric avg min max count",
-            "source_id metric window_s window_start",
+            "window_start window_end window_s source_id fleet_id schema_name metric tire avg min max count",
+            "source_id metric tire window_s window_start",
             update_when="",
         ),
         _spec(
