@@ -20,33 +20,42 @@ from api.errors import invalid
 from api.models import Trend
 from api.params import Since, SourceId, Until, time_range
 from contracts.metrics import METRICS, NO_TIRE, TIRE_METRICS, TIRE_POSITIONS, UNTIRED_METRICS
+from contracts.windows import WINDOWS
 
 router = APIRouter(prefix="/sources", tags=["trends"])
 Resolution = Literal["raw", "1m", "5m", "15m", "1h", "1d"]
 MAX_POINTS = 10_000
 _STEP = {
     "raw": timedelta(seconds=10),
-    "1m": timedelta(minutes=1),
-    "5m": timedelta(minutes=5),
-    "15m": timedelta(minutes=15),
+    **{name: timedelta(seconds=seconds) for name, seconds in WINDOWS.items() if seconds < 3600},
     "1h": timedelta(hours=1),
     "1d": timedelta(days=1),
 }
 
-_AGGREGATES = """
-SELECT window_start AS time, avg, min, max, count FROM aggregates
-WHERE source_id = %(source_id)s AND metric = %(metric)s AND tire = %(tire)s AND window_s = %(window_s)s
-  AND window_start >= %(since)s AND window_start < %(until)s
-ORDER BY window_start
+_SERIES = "source_id = %(source_id)s AND metric = %(metric)s AND tire = %(tire)s"
+# The jobs write vehicles' metrics in 1-minute windows and buildings' in 5 and 15 (jobs --window,
+# --building-windows): a resolution is rolled up from the largest written window that divides it,
+# so 5m and 15m have points for every family, and the counts weigh the averages.
+_AGGREGATES = f"""
+WITH base AS (
+  SELECT max(size) AS window_s FROM unnest(%(sizes)s::int[]) AS size
+  WHERE EXISTS (SELECT 1 FROM aggregates WHERE {_SERIES} AND window_s = size
+                AND window_start >= %(since)s AND window_start < %(until)s)
+)
+SELECT time_bucket(make_interval(secs => %(window_s)s), window_start) AS time,
+       sum(avg * count) / sum(count) AS avg, min(min) AS min, max(max) AS max, sum(count)::bigint AS count
+FROM aggregates
+WHERE {_SERIES} AND window_s = (SELECT window_s FROM base) AND window_start >= %(since)s AND window_start < %(until)s
+GROUP BY 1 ORDER BY 1
 """
-_ROLLUP = """
-SELECT bucket AS time, sum / count AS avg, min, max, count FROM {table}
-WHERE source_id = %(source_id)s AND metric = %(metric)s AND tire = %(tire)s AND bucket >= %(since)s AND bucket < %(until)s
+_ROLLUP = f"""
+SELECT bucket AS time, sum / count AS avg, min, max, count FROM {{table}}
+WHERE {_SERIES} AND bucket >= %(since)s AND bucket < %(until)s
 ORDER BY bucket
 """
-_RAW = """
+_RAW = f"""
 SELECT time, value AS avg, value AS min, value AS max, 1 AS count FROM readings
-WHERE source_id = %(source_id)s AND metric = %(metric)s AND tire = %(tire)s AND time >= %(since)s AND time < %(until)s
+WHERE {_SERIES} AND time >= %(since)s AND time < %(until)s
 ORDER BY time LIMIT %(max_points)s
 """
 _QUERIES = {
@@ -54,8 +63,8 @@ _QUERIES = {
     "1m": _AGGREGATES,
     "5m": _AGGREGATES,
     "15m": _AGGREGATES,
-    "1h": _ROLLUP.format(table="readings_1h"),
-    "1d": _ROLLUP.format(table="readings_1d"),
+    "1h": _ROLLUP.replace("{table}", "readings_1h"),
+    "1d": _ROLLUP.replace("{table}", "readings_1d"),
 }
 
 
@@ -107,6 +116,7 @@ async def trend(
         "since": since,
         "until": until,
         "window_s": int(step.total_seconds()),
+        "sizes": [size for size in WINDOWS.values() if step.total_seconds() % size == 0],
         "max_points": MAX_POINTS,
     }
     rows = await (await db.execute(_QUERIES[resolution], params)).fetchall()
