@@ -181,9 +181,9 @@ def _topics(broker, *tables: str) -> dict[str, str]:
 
 BAD_CSV = {
     b"2024-01-01 00:00:00.000,veh-x": "missing data for column",
-    b"2024-01-01 00:00:00.000,veh-x,default,tire.reading,m,not-a-number,e-x": "invalid input syntax for type double",
-    b'2024-01-01 00:00:00.000,veh-x,default,tire.reading,"m,1.0,e-x': "unterminated CSV quoted field",
-    b"2024-01-01 00:00:00.000,veh-x,default,tire.reading,m,1.0,e-x,extra": "extra data after last expected column",
+    b"2024-01-01 00:00:00.000,veh-x,default,tire.reading,m,FL,not-a-number,e-x": "invalid input syntax for type double",
+    b'2024-01-01 00:00:00.000,veh-x,default,tire.reading,"m,FL,1.0,e-x': "unterminated CSV quoted field",
+    b"2024-01-01 00:00:00.000,veh-x,default,tire.reading,m,FL,1.0,e-x,extra": "extra data after last expected column",
     b"": "missing data for column",
 }
 BAD_JSON = {
