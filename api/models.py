@@ -89,6 +89,7 @@ class TrendPoint(BaseModel):
 class Trend(BaseModel):
     source_id: str
     metric: str
+    tire: str | None = None
     resolution: str
     start: datetime
     end: datetime

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.events import EventTime, Identifier
+from contracts.events import EventTime, Identifier, TirePosition
 
 
 class AlertType(StrEnum):
@@ -56,13 +57,16 @@ class AlertRecord(BaseModel):
 
 
 class AggregateRecord(BaseModel):
-    """avg/min/max/count of one metric of one source over one event-time window."""
+    """avg/min/max/count of one metric of one source (and tire) over one event-time window."""
 
     model_config = ConfigDict(extra="forbid")
 
     source_id: Identifier
     schema_name: str
-    metric: str
+    metric: str = Field(description="contracts.metrics.METRICS, e.g. pressure_kpa")
+    tire: TirePosition | Literal[""] = Field(
+        default="", description="The tire position of a tire metric; empty for every other family's metrics."
+    )
     window_start: EventTime
     window_end: EventTime
     avg: float

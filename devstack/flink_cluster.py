@@ -74,6 +74,7 @@ def chart_defaults(values: Path = REPO / "charts" / "flink-job" / "values.yaml")
     return {
         "checkpoint_interval": str(chart["job"]["checkpointInterval"]),
         "alarm_out_of_orderness": str(chart["job"]["alarmOutOfOrderness"]),
+        "trip_windows": str(chart["job"]["tripWindows"]),
         "parallelism": int(chart["job"]["parallelism"]),
         "task_slots": int(chart["taskSlots"]),
         "jobmanager_memory": flink_memory(chart["jobManager"]["resources"]["limits"]["memory"]),

@@ -157,6 +157,8 @@ class JobsService:
             self.defaults["checkpoint_interval"],
             "--parallelism",
             str(self.defaults["parallelism"]),
+            "--trip-windows",
+            self.defaults["trip_windows"],
         ]
         if self.defaults["alarm_out_of_orderness"]:
             args += ["--alarm-out-of-orderness", self.defaults["alarm_out_of_orderness"]]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from contracts.thresholds import Thresholds
 from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, EVENT_TOPICS
+from contracts.windows import TRIP_WINDOWS_S, parse_windows
 from jobs import JOB_NAMES
 from jobs.config import START_POSITIONS, JobConfig
 from jobs.logs import setup_logging
@@ -89,6 +90,13 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _trip_windows(text: str) -> tuple[int, ...]:
+    try:
+        return parse_windows(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _topic_override(text: str) -> tuple[str, str]:
     family, sep, topic = text.partition("=")
     if not sep or family not in EVENT_TOPICS or not topic:
@@ -148,7 +156,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--parallelism", type=_positive(int), default=1)
     p.add_argument("--window", type=_positive(int), default=60, help="aggregate window, seconds (default 60)")
     p.add_argument("--building-windows", type=_sizes, default=(300, 900), help="seconds, comma-separated")
-    p.add_argument("--kpi-window", type=_positive(int), default=300, help="KPI/trip window, seconds")
+    p.add_argument("--kpi-window", type=_positive(int), default=300, help="driving KPI window, seconds (default 300)")
+    p.add_argument(
+        "--trip-windows",
+        type=_trip_windows,
+        default=TRIP_WINDOWS_S,
+        metavar="SECONDS[,SECONDS...]",
+        help="windows trip metrics are written in, comma-separated seconds, each one of the sizes the API names"
+        f" (contracts.windows; default {','.join(map(str, TRIP_WINDOWS_S))})",
+    )
     p.add_argument("--out-of-orderness", type=float, default=5.0, help="watermark bound, seconds")
     p.add_argument("--allowed-lateness", type=float, default=0.0, help="extra seconds late events still count")
     p.add_argument(
@@ -213,6 +229,7 @@ def config_from(args: argparse.Namespace) -> JobConfig:
         window_s=args.window,
         building_windows_s=args.building_windows,
         kpi_window_s=args.kpi_window,
+        trip_windows_s=args.trip_windows,
         out_of_orderness_s=args.out_of_orderness,
         allowed_lateness_s=args.allowed_lateness,
         alarm_out_of_orderness_s=args.alarm_out_of_orderness,

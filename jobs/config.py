@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from contracts.thresholds import Thresholds
 from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, EVENT_TOPICS, STORE_TOPICS
+from contracts.windows import TRIP_WINDOWS_S
 
 # Event families each job reads.
 JOB_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -42,6 +43,9 @@ class JobConfig:
     window_s: int = 60
     building_windows_s: tuple[int, ...] = (300, 900)
     kpi_window_s: int = 300
+    """The driving KPIs' window."""
+    trip_windows_s: tuple[int, ...] = TRIP_WINDOWS_S
+    """The windows trip metrics are written in, each one of contracts.windows.WINDOWS."""
     out_of_orderness_s: float = 5.0
     allowed_lateness_s: float = 0.0
     alarm_out_of_orderness_s: float | None = None

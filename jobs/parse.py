@@ -51,30 +51,6 @@ def family_fields(schema_name: str) -> dict[str, str]:
     return {name: _sql_type(model.model_fields[name].annotation) for name in own}
 
 
-def metric_fields(schema_name: str) -> list[str]:
-    """Numeric fields of a family: each becomes a `readings` metric and a window aggregate."""
-    return [name for name, sql_type in family_fields(schema_name).items() if sql_type in ("DOUBLE", "BIGINT")]
-
-
-def metric_names(schema_name: str) -> dict[str, str]:
-    """field -> metric name. Vehicles send several families; a field an earlier vehicle family
-    already names (driving events repeat telemetry's odometer_km) is qualified with the family,
-    because aggregates are keyed by (source, metric, window)."""
-    earlier = set()
-    for family in EVENT_MODELS:
-        if family == schema_name:
-            break
-        if family not in SOURCE_KINDS:
-            earlier |= set(metric_fields(family))
-    if schema_name in SOURCE_KINDS:
-        return {field: field for field in metric_fields(schema_name)}
-    return {field: f"{schema_name}.{field}" if field in earlier else field for field in metric_fields(schema_name)}
-
-
-SOURCE_KINDS = {"building.reading": "building_device", "device.heartbeat": "device"}
-"""source_state.kind of the families not sent by vehicles."""
-
-
 def output_columns(schema_name: str) -> dict[str, str]:
     """Every column the family's parse function yields, with its SQL type."""
     return {

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pyflink.table import StreamTableEnvironment
 from pyflink.table.statement_set import StatementSet
 
+from contracts.metrics import NO_TIRE, SOURCE_KINDS, TIRE_FAMILY, TIRE_FIELD, metric_names
 from contracts.records import AlertType
 from contracts.thresholds import DEFAULT_RULES, Rule, Thresholds
 from jobs.config import JobConfig
-from jobs.parse import SOURCE_KINDS, metric_names
 from jobs.tables import create_dead_letter_sink, create_store_sink, shifted_clock, short
 
 
@@ -19,17 +19,18 @@ def _window(view: str, seconds: int) -> str:
 
 
 def _metrics_view(t_env: StreamTableEnvironment, schema_name: str) -> str:
-    """metrics_<family>: one row per (event, numeric field); tire metrics carry the tire position
-    (`pressure_kpa.FL`) because aggregates are kept per vehicle and tire."""
+    """metrics_<family>: one row per (event, numeric field), named by contracts.metrics; tire
+    readings carry their tire position in `tire` (aggregates are kept per vehicle and tire), every
+    other family the empty text."""
     name = short(schema_name)
-    suffix = " || '.' || tire_position" if schema_name == "tire.reading" else ""
+    tire = TIRE_FIELD if schema_name == TIRE_FAMILY else f"'{NO_TIRE}'"
     pairs = ", ".join(
-        f"ROW(CAST('{metric}' AS STRING){suffix}, CAST({field} AS DOUBLE))"
+        f"ROW(CAST('{metric}' AS STRING), CAST({field} AS DOUBLE))"
         for field, metric in metric_names(schema_name).items()
     )
     t_env.execute_sql(
         f"CREATE TEMPORARY VIEW metrics_{name} AS SELECT v.rowtime, v.source_id, v.fleet_id, v.event_id, "
-        f"CAST('{schema_name}' AS STRING) AS schema_name, m.metric, m.val "
+        f"CAST('{schema_name}' AS STRING) AS schema_name, m.metric, CAST({tire} AS STRING) AS tire, m.val "
         f"FROM valid_{name} AS v CROSS JOIN UNNEST(ARRAY[{pairs}]) AS m(metric, val) WHERE m.val IS NOT NULL"
     )
     return f"metrics_{name}"
@@ -46,12 +47,14 @@ def aggregates(t_env, statements: StatementSet, config: JobConfig) -> None:
     metric_views, window_selects, state_selects = [], [], []
     for family in config.families:
         view = _metrics_view(t_env, family)
-        metric_views.append(f"SELECT rowtime, source_id, fleet_id, schema_name, metric, val, event_id FROM {view}")
+        metric_views.append(
+            f"SELECT rowtime, source_id, fleet_id, schema_name, metric, tire, val, event_id FROM {view}"
+        )
         sizes = config.building_windows_s if family == "building.reading" else (config.window_s,)
         window_selects += [
-            f"SELECT window_start, window_end, {seconds}, source_id, fleet_id, schema_name, metric, "
+            f"SELECT window_start, window_end, {seconds}, source_id, fleet_id, schema_name, metric, tire, "
             f"AVG(val), MIN(val), MAX(val), COUNT(*) FROM {_window(view, seconds)} "
-            "GROUP BY window_start, window_end, source_id, fleet_id, schema_name, metric"
+            "GROUP BY window_start, window_end, source_id, fleet_id, schema_name, metric, tire"
             for seconds in sizes
         ]
         site_zone = "site_id, zone_id" if family == "building.reading" else "CAST(NULL AS STRING), CAST(NULL AS STRING)"
@@ -90,7 +93,7 @@ def _latest_per_source() -> str:
 
 def kpis(t_env, statements: StatementSet, config: JobConfig) -> None:
     """Driving KPIs per vehicle and window (distance = odometer span seen in the window, from
-    telemetry and driving events) and trip metrics per region and window."""
+    telemetry and driving events) and trip metrics per region in each of the trip windows."""
     kpi_sink, trip_sink = (
         create_store_sink(t_env, config, "driving_kpis"),
         create_store_sink(t_env, config, "trip_metrics"),
@@ -109,11 +112,12 @@ def kpis(t_env, statements: StatementSet, config: JobConfig) -> None:
         "(MAX(odometer_km) - MIN(odometer_km)) / NULLIF(CAST(SUM(interventions) AS DOUBLE), 0) "
         f"FROM {_window('kpi_input', seconds)} GROUP BY window_start, window_end, source_id, fleet_id"
     )
-    statements.add_insert_sql(
-        f"INSERT INTO {trip_sink} SELECT window_start, window_end, {seconds}, region_id, COUNT(*), SUM(fare), "
-        f"AVG(duration_s), AVG(distance_km) FROM {_window('valid_trip', seconds)} "
-        "GROUP BY window_start, window_end, region_id"
+    trips = " UNION ALL ".join(
+        f"SELECT window_start, window_end, {size}, region_id, COUNT(*), SUM(fare), AVG(duration_s), AVG(distance_km) "
+        f"FROM {_window('valid_trip', size)} GROUP BY window_start, window_end, region_id"
+        for size in config.trip_windows_s
     )
+    statements.add_insert_sql(f"INSERT INTO {trip_sink} {trips}")
 
 
 # --- alarms: thresholds as generated SQL, transitions filtered in SQL -------------------------

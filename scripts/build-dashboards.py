@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from contracts import prometheus_names as m  # noqa: E402
+from contracts.metrics import TIRE_FAMILY, TIRE_POSITIONS, TIRE_PRESSURE, TIRE_TEMPERATURE  # noqa: E402
 from contracts.records import AlertType  # noqa: E402
 from contracts.thresholds import Thresholds  # noqa: E402
 
@@ -107,6 +108,14 @@ def variable(name: str, query: str, label: str) -> dict:
 
 
 FLEET = variable("fleet", "SELECT DISTINCT fleet_id FROM source_state ORDER BY 1", "Fleet")
+# The positions come from the contract, not from scanning readings: every tire a vehicle may have.
+TIRE = variable(
+    "tire",
+    f"SELECT tire FROM unnest(ARRAY[{', '.join(repr(p) for p in TIRE_POSITIONS)}]) WITH ORDINALITY AS t(tire, n) ORDER BY n",
+    "Tire",
+)
+TIRES = f"schema_name = '{TIRE_FAMILY}' AND tire IN ($tire)"
+"""Tire readings of the chosen tires: tire metrics are `pressure_kpa`/`temperature_c` plus a tire column."""
 RECENT = "interval '5 minutes'"
 
 DASHBOARDS: dict[str, tuple[str, list[dict], list[dict]]] = {
@@ -164,17 +173,18 @@ DASHBOARDS: dict[str, tuple[str, list[dict], list[dict]]] = {
                 "SELECT DISTINCT source_id FROM source_state WHERE kind = 'vehicle' AND fleet_id IN ($fleet) ORDER BY 1",
                 "Vehicle",
             ),
+            TIRE,
         ],
         [
             stat(
                 "Lowest pressure now (kPa)",
-                f"SELECT min(value)::float8 AS kpa FROM readings WHERE schema_name = 'tire.reading' AND metric = 'pressure_kpa' AND time > now() - {RECENT} AND source_id IN ($vehicle)",
+                f"SELECT min(value)::float8 AS kpa FROM readings WHERE {TIRES} AND metric = '{TIRE_PRESSURE}' AND time > now() - {RECENT} AND source_id IN ($vehicle)",
                 unit="kPa",
                 thresholds=steps(("red", None), ("green", rule(AlertType.TIRE_PRESSURE_LOW))),
             ),
             stat(
                 "Hottest tire now (°C)",
-                f"SELECT max(value)::float8 AS celsius FROM readings WHERE schema_name = 'tire.reading' AND metric = 'temperature_c' AND time > now() - {RECENT} AND source_id IN ($vehicle)",
+                f"SELECT max(value)::float8 AS celsius FROM readings WHERE {TIRES} AND metric = '{TIRE_TEMPERATURE}' AND time > now() - {RECENT} AND source_id IN ($vehicle)",
                 unit="celsius",
                 thresholds=steps(("green", None), ("red", rule(AlertType.TIRE_TEMPERATURE_HIGH))),
             ),
@@ -185,23 +195,23 @@ DASHBOARDS: dict[str, tuple[str, list[dict], list[dict]]] = {
             ),
             stat(
                 "Vehicles with tire data",
-                f"SELECT count(DISTINCT source_id)::int AS vehicles FROM readings WHERE schema_name = 'tire.reading' AND time > now() - {RECENT} AND source_id IN ($vehicle)",
+                f"SELECT count(DISTINCT source_id)::int AS vehicles FROM readings WHERE {TIRES} AND time > now() - {RECENT} AND source_id IN ($vehicle)",
             ),
             series(
                 "Tire pressure (kPa)",
-                "SELECT $__timeGroupAlias(time, '10s'), source_id AS metric, min(value) AS value FROM readings WHERE schema_name = 'tire.reading' AND metric = 'pressure_kpa' AND $__timeFilter(time) AND source_id IN ($vehicle) GROUP BY 1, 2 ORDER BY 1",
+                f"SELECT $__timeGroupAlias(time, '10s'), source_id || ' ' || tire AS metric, min(value) AS value FROM readings WHERE {TIRES} AND metric = '{TIRE_PRESSURE}' AND $__timeFilter(time) AND source_id IN ($vehicle) GROUP BY 1, 2 ORDER BY 1",
                 unit="kPa",
                 thresholds=steps(("red", None), ("green", rule(AlertType.TIRE_PRESSURE_LOW))),
             ),
             series(
                 "Tire temperature (°C)",
-                "SELECT $__timeGroupAlias(time, '10s'), source_id AS metric, max(value) AS value FROM readings WHERE schema_name = 'tire.reading' AND metric = 'temperature_c' AND $__timeFilter(time) AND source_id IN ($vehicle) GROUP BY 1, 2 ORDER BY 1",
+                f"SELECT $__timeGroupAlias(time, '10s'), source_id || ' ' || tire AS metric, max(value) AS value FROM readings WHERE {TIRES} AND metric = '{TIRE_TEMPERATURE}' AND $__timeFilter(time) AND source_id IN ($vehicle) GROUP BY 1, 2 ORDER BY 1",
                 unit="celsius",
                 thresholds=steps(("green", None), ("red", rule(AlertType.TIRE_TEMPERATURE_HIGH))),
             ),
             table(
-                "1-minute windows per vehicle",
-                "SELECT window_start AS time, source_id AS vehicle, metric, round(avg::numeric, 1)::float8 AS avg, min, max, count::int AS readings FROM aggregates WHERE schema_name = 'tire.reading' AND window_s = 60 AND $__timeFilter(window_start) AND source_id IN ($vehicle) ORDER BY window_start DESC, source_id, metric LIMIT 500",
+                "1-minute windows per vehicle and tire",
+                f"SELECT window_start AS time, source_id AS vehicle, tire, metric, round(avg::numeric, 1)::float8 AS avg, min, max, count::int AS readings FROM aggregates WHERE {TIRES} AND window_s = 60 AND $__timeFilter(window_start) AND source_id IN ($vehicle) ORDER BY window_start DESC, source_id, tire, metric LIMIT 500",
             ),
         ],
     ),

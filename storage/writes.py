@@ -25,6 +25,9 @@ class TableWrite:
     """ORDER BY tail choosing the row kept when a batch repeats a key."""
     on_conflict: str = "DO NOTHING"
     """Conflict action; `excluded` is the incoming row."""
+    empty_text: tuple[str, ...] = ()
+    """Columns whose empty CSV field is the empty text, not NULL (COPY's FORCE_NOT_NULL): the
+    sinks write '' as an empty field, as they write NULL."""
 
     def merge_statement(self, stage: str, where: str = "") -> sql.Composed:
         columns = sql.SQL(", ").join(map(sql.Identifier, self.columns))
@@ -52,7 +55,8 @@ def _update_all(columns: Sequence[str], key: Sequence[str], when: str = "") -> s
 def _spec(table: str, columns: str, key: str, newest_first: str = "", update_when: str | None = None) -> TableWrite:
     names, keys = tuple(columns.split()), tuple(key.split())
     action = "DO NOTHING" if update_when is None else _update_all(names, keys, update_when)
-    return TableWrite(table, names, keys, newest_first, action)
+    # The tire of every row that is no tire reading's is '' (contracts.metrics.NO_TIRE).
+    return TableWrite(table, names, keys, newest_first, action, tuple(c for c in names if c == "tire"))
 
 
 _ALARM_COLUMNS = "alert_id alert_type severity status source_id fleet_id first_seen last_seen cleared_at count value threshold message"
@@ -70,12 +74,15 @@ WRITES: dict[str, TableWrite] = {
     spec.table: spec
     for spec in (
         _spec(
-            "readings", "time source_id fleet_id schema_name metric value event_id", "source_id metric time event_id"
+            # The event id fixes the tire, so the readings' key needs none (contracts.metrics).
+            "readings",
+            "time source_id fleet_id schema_name metric tire value event_id",
+            "source_id metric time event_id",
         ),
         _spec(
             "aggregates",
-            "window_start window_end window_s source_id fleet_id schema_name metric avg min max count",
-            "source_id metric window_s window_start",
+            "window_start window_end window_s source_id fleet_id schema_name metric tire avg min max count",
+            "source_id metric tire window_s window_start",
             update_when="",
         ),
         _spec(
@@ -139,7 +146,12 @@ def _stage(conn: psycopg.Connection, spec: TableWrite) -> str:
 
 def _copy_statement(spec: TableWrite, stage: str, csv: bool) -> sql.Composed:
     columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
-    options = sql.SQL(" (FORMAT csv)" if csv else "")
+    options = sql.SQL("")
+    if csv:
+        empty = sql.SQL(", ").join(map(sql.Identifier, spec.empty_text))
+        options = (
+            sql.SQL(" (FORMAT csv, FORCE_NOT_NULL ({}))").format(empty) if spec.empty_text else sql.SQL(" (FORMAT csv)")
+        )
     return sql.SQL("COPY {stage} ({columns}) FROM STDIN{options}").format(
         stage=sql.Identifier(stage), columns=columns, options=options
     )

@@ -5,6 +5,8 @@ for `pg_url` gets a database of its own, dropped afterwards. Kafka: one KRaft br
 jars, scripts/setup.d/java-artifacts.sh) on a free port for the whole session; `kafka_topics`
 creates fresh, uniquely named topics per test. `platform_broker` is a module's own broker with
 every platform topic under its default name, for the jobs and the loader as deployed.
+`simulated_run`: the simulator -> Kafka -> the jobs -> the loader -> PostgreSQL, once per session
+(tests.support.simulated_run), for the consumers' tests on real producer output.
 Kubernetes: `kube_cluster` is one real control plane with kwok nodes (devstack.kube) for the
 session; `kube` an admin client of it, and `namespace` a fresh namespace per test, removed after.
 """
@@ -22,6 +24,8 @@ from contracts.topics import ALL_TOPICS
 from devstack import Broker, PrivatePostgres, postgres_url
 from devstack.kube.cluster import LocalCluster
 from tests.support.kube import Kube
+from tests.support.simulated_run import SimulatedRun
+from tests.support.simulated_run import simulated_run as simulate
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +55,14 @@ def pg_url(postgres_server: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def simulated_run(postgres_server: str, tmp_path_factory) -> Iterator[SimulatedRun]:
+    """A database the real jobs and loader wrote from the real simulator's output (one run per
+    session; Flink: run these tests under `flock /tmp/fleet-flink.lock`)."""
+    with simulate(postgres_server, tmp_path_factory.mktemp("simulated-run")) as run:
+        yield run
 
 
 @pytest.fixture(scope="session")

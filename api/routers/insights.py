@@ -11,11 +11,12 @@ from api.db import Db
 from api.models import DrivingKpi, DrivingKpis, HourHeatmap, InactiveDevices, RegionMetrics, ZoneHeatmap
 from api.params import ID_PATTERN, OptionalId, Since, Until, time_range
 from contracts.records import AlertType
+from contracts.windows import WINDOWS
 
 router = APIRouter()
 HEATMAP_SPAN = timedelta(days=92)
 KPI_SPAN = timedelta(days=366)
-WINDOWS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+WindowName = Literal[tuple(WINDOWS)]  # a 422 lists the allowed names (contracts.windows)
 Types = Annotated[list[AlertType] | None, Query(description="Only these alarm types.")]
 
 
@@ -164,7 +165,7 @@ def _kpi(source_id: str, interventions: int, disengagements: int, distance_km: f
 async def region_metrics(
     db: Db,
     region_id: Annotated[str, Path(pattern=ID_PATTERN)],
-    window: Literal["1m", "5m", "15m", "1h", "1d"] = "5m",
+    window: Annotated[WindowName, Query(description="window size; the jobs write trip windows only in these")] = "5m",
     since: Since = None,
     until: Until = None,
 ) -> RegionMetrics:

@@ -36,7 +36,7 @@ COMPONENTS: tuple[str, ...] = ("kafka", "timescaledb", "vector", "loader", "api"
 JOBS: tuple[str, ...] = ("aggregates", "alarms", "inactivity", "kpis")
 FLINK_CHART = "flink-job"
 # spec.jobs.<job> keys that land on the chart's job.* values (when the spec sets them).
-JOB_KEYS: tuple[str, ...] = ("parallelism", "checkpointInterval", "upgradeMode", "alarmOutOfOrderness")
+JOB_KEYS: tuple[str, ...] = ("parallelism", "checkpointInterval", "upgradeMode", "alarmOutOfOrderness", "tripWindows")
 
 
 @dataclass(frozen=True)

@@ -49,12 +49,12 @@ _LOAD = [
     FROM generate_series(0, {SOURCES - 1}) i""",
     f"""INSERT INTO readings
     SELECT '{T0}'::timestamptz + m * interval '1 minute', format('src-%s', lpad(i::text, 5, '0')), 'fleet-' || (i % 10),
-           'tire.reading', 'pressure_kpa', 200 + (i * 7 + m) % 50, format('e-%s-%s', i, m)
+           'tire.reading', 'pressure_kpa', 200 + (i * 7 + m) % 50, format('e-%s-%s', i, m), 'FL'
     FROM generate_series(0, {SOURCES - 1}) i, generate_series(0, {READINGS_PER_SOURCE - 1}) m""",
     f"""INSERT INTO aggregates
     SELECT '{T0}'::timestamptz + w * interval '5 minutes', '{T0}'::timestamptz + (w + 1) * interval '5 minutes', 300,
            format('src-%s', lpad(i::text, 5, '0')), 'fleet-' || (i % 10), 'tire.reading', 'pressure_kpa',
-           220, 200, 249, 5
+           220, 200, 249, 5, 'FL'
     FROM generate_series(0, {SOURCES - 1}) i, generate_series(0, {READINGS_PER_SOURCE // 5 - 1}) w""",
     # 50k alarms: every 5th source has one open alarm, the rest are cleared history.
     f"""INSERT INTO alarms (alert_id, alert_type, severity, status, source_id, fleet_id, first_seen, last_seen,
@@ -79,7 +79,7 @@ def _scenarios(rng: random.Random) -> dict:
         "select1": lambda: "/bench/select1",
         "fleet_status": lambda: "/fleet?limit=100",
         "trends": lambda: (
-            f"/sources/{source()}/trends?metric=pressure_kpa&resolution=5m"
+            f"/sources/{source()}/trends?metric=pressure_kpa&tire=FL&resolution=5m"
             "&since=2025-06-01T00:00:00Z&until=2025-06-01T02:00:00Z"
         ),
         "alarms": lambda: f"/alarms?status=active&limit=50&severity={rng.choice(['info', 'warning', 'critical'])}",

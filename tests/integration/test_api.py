@@ -1,9 +1,14 @@
-"""The API against real PostgreSQL with data inserted here: every endpoint's answer is checked
-against the values the inserted rows imply, auth is enforced and bad input gets precise 422s."""
+"""The API against real PostgreSQL: the trends and per-region trip metrics on what the real jobs
+wrote from the simulator's output (the session's `simulated_run`: Flink, so run under
+`flock /tmp/fleet-flink.lock`), checked against the rows the jobs wrote; the other endpoints on
+rows inserted here, where the answers the rows imply are known exactly (alarm states a person
+sets, silent devices at a given age, cursors over a known order). Auth is enforced and bad input
+gets precise 422s."""
 
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -14,8 +19,12 @@ from api.app import create_app
 from api.models import FleetSource
 from api.security import hash_token
 from api.settings import Settings
+from contracts.metrics import TIRE_POSITIONS
 from contracts.records import AlertType
+from contracts.thresholds import Thresholds
+from contracts.topics import topic_for
 from storage.migrate import migrate_up
+from tests.support.simulated_run import SimulatedRun
 
 pytestmark = pytest.mark.integration
 
@@ -95,33 +104,12 @@ def seed(url: str) -> None:
             f"INSERT INTO alarms ({columns}) SELECT {columns} FROM jsonb_populate_recordset(NULL::alarms, %s::jsonb)",
             (json.dumps(alarms, default=str),),
         )
-        # Readings: pressure every 10 minutes for 3 hours, value = minute index.
-        conn.cursor().executemany(
-            "INSERT INTO readings VALUES (%s, 'veh-1', 'fleet-a', 'tire.reading', 'pressure_kpa', %s, %s)",
-            [(BASE + timedelta(minutes=10 * i), float(i), f"e{i}") for i in range(18)],
-        )
-        conn.cursor().executemany(
-            "INSERT INTO aggregates VALUES (%s, %s, 300, 'veh-1', 'fleet-a', 'tire.reading', 'pressure_kpa',"
-            " %s, %s, %s, 5)",
-            [
-                (BASE + timedelta(minutes=5 * i), BASE + timedelta(minutes=5 * i + 5), i + 0.5, i, i + 1)
-                for i in range(4)
-            ],
-        )
         conn.cursor().executemany(
             "INSERT INTO driving_kpis VALUES (%s, %s, 300, %s, 'fleet-a', %s, %s, %s, NULL)",
             [
                 (BASE, BASE + timedelta(minutes=5), "veh-1", 2, 1, 50.0),
                 (BASE + timedelta(minutes=5), BASE + timedelta(minutes=10), "veh-1", 0, 0, 30.0),
                 (BASE, BASE + timedelta(minutes=5), "veh-2", 0, 1, 20.0),
-            ],
-        )
-        conn.cursor().executemany(
-            "INSERT INTO trip_metrics VALUES (%s, %s, 60, 'r-1', %s, %s, %s, %s)",
-            [
-                (BASE, BASE + timedelta(minutes=1), 2, 30.0, 600.0, 5.0),
-                (BASE + timedelta(minutes=1), BASE + timedelta(minutes=2), 1, 12.0, 300.0, 2.0),
-                (BASE + timedelta(minutes=5), BASE + timedelta(minutes=6), 4, 40.0, 100.0, 1.0),
             ],
         )
 
@@ -200,40 +188,105 @@ async def test_fleet_summary_and_detail(client):
     assert missing.status_code == 404 and "nope" in missing.json()["detail"]
 
 
-async def test_trends_at_each_resolution(client):
-    window = {"metric": "pressure_kpa", "since": BASE.isoformat(), "until": (BASE + timedelta(hours=3)).isoformat()}
-    raw = (await client.get("/sources/veh-1/trends", params={**window, "resolution": "raw"})).json()
-    assert [p["avg"] for p in raw["points"]] == [float(i) for i in range(18)]
-    five = (await client.get("/sources/veh-1/trends", params={**window, "resolution": "5m"})).json()
-    assert [(p["avg"], p["min"], p["max"], p["count"]) for p in five["points"]] == [
-        (i + 0.5, i, i + 1, 5) for i in range(4)
-    ]
-    assert (await client.get("/sources/veh-1/trends", params={**window, "resolution": "1m"})).json()["points"] == []
-    hourly = (await client.get("/sources/veh-1/trends", params={**window, "resolution": "1h"})).json()["points"]
-    # Hour h holds readings 6h..6h+5: avg 6h+2.5, min 6h, max 6h+5.
-    assert [(p["avg"], p["min"], p["max"], p["count"]) for p in hourly] == [
-        (6 * h + 2.5, 6 * h, 6 * h + 5, 6) for h in range(3)
-    ]
-    daily = (
-        await client.get(
-            "/sources/veh-1/trends",
-            params={**window, "resolution": "1d", "until": (BASE + timedelta(days=1)).isoformat()},
+@pytest.fixture
+async def run_client(simulated_run: SimulatedRun):
+    """The API on the database of the simulated run."""
+    app = create_app(Settings(database_url=simulated_run.url, pool_max=2))
+    async with app.router.lifespan_context(app):
+        await app.state.pool.wait()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            yield http
+
+
+def _floor(moment: datetime, unit: timedelta) -> datetime:
+    return BASE + (moment - BASE) // unit * unit
+
+
+async def test_tire_trends_at_each_resolution_on_the_simulated_run(run_client, simulated_run):
+    leak = next(a for a in simulated_run.expectations.alerts if a.alert_type == AlertType.TIRE_PRESSURE_LOW)
+    source, tire = leak.source_id, leak.detail  # the leaking tire (the alarm's detail)
+    since, until = _floor(simulated_run.start, timedelta(hours=1)), simulated_run.end + timedelta(hours=1)
+    span = {"since": since.isoformat(), "until": until.isoformat()}
+    window = {"metric": "pressure_kpa", "tire": tire, **span}
+
+    async def points(resolution: str, **change) -> list[tuple]:
+        response = await run_client.get(
+            f"/sources/{source}/trends", params={**window, **change, "resolution": resolution}
         )
-    ).json()
-    assert [(p["avg"], p["count"]) for p in daily["points"]] == [(8.5, 18)]
+        assert response.status_code == 200, response.text
+        assert (response.json()["metric"], response.json()["tire"]) == ("pressure_kpa", change.get("tire", tire))
+        return [
+            (datetime.fromisoformat(p["time"]), p["avg"], p["min"], p["max"], p["count"])
+            for p in response.json()["points"]
+        ]
+
+    raw = await points("raw")
+    readings = simulated_run.query(
+        "SELECT time, value FROM readings WHERE source_id = %s AND metric = 'pressure_kpa' AND tire = %s ORDER BY time",
+        (source, tire),
+    )
+    assert [(t, v) for t, v, *_ in raw] == readings and len(readings) > 20
+    assert min(v for _, v in readings) < Thresholds().rule_for(AlertType.TIRE_PRESSURE_LOW).threshold  # the leak
+    minute = await points("1m")
+    windows = simulated_run.query(
+        "SELECT window_start, avg, min, max, count FROM aggregates WHERE source_id = %s AND metric = 'pressure_kpa'"
+        " AND tire = %s AND window_s = 60 ORDER BY window_start",
+        (source, tire),
+    )
+    assert [(t, low, high, n) for t, _, low, high, n in minute] == [(t, low, high, n) for t, _, low, high, n in windows]
+    assert all(math.isclose(got[1], want[1], rel_tol=1e-12) for got, want in zip(minute, windows, strict=True))
+    # 5m and 15m roll the jobs' 1-minute windows up; 1h and 1d read the rollups of the readings.
+    for resolution in ("5m", "15m", "1h", "1d"):
+        change = {"since": _floor(simulated_run.start, timedelta(days=1)).isoformat()} if resolution == "1d" else {}
+        rolled = await points(resolution, **change)
+        assert sum(p[4] for p in rolled) == len(readings), resolution
+        assert (min(p[2] for p in rolled), max(p[3] for p in rolled)) == (
+            min(r[2] for r in windows),
+            max(r[3] for r in windows),
+        )
+        total = sum(p[1] * p[4] for p in rolled)
+        assert math.isclose(total, sum(v for _, v in readings), rel_tol=1e-9), resolution
+    # Another tire of the vehicle is a series of its own.
+    other = next(position for position in TIRE_POSITIONS if position != tire)
+    assert [(t, v) for t, v, *_ in await points("raw", tire=other)] == simulated_run.query(
+        "SELECT time, value FROM readings WHERE source_id = %s AND metric = 'pressure_kpa' AND tire = %s ORDER BY time",
+        (source, other),
+    )
+    # A building's temperature takes no tire; a vehicle's needs one.
+    building = next(a.source_id for a in simulated_run.expectations.alerts if a.alert_type == AlertType.CO2_HIGH)
+    response = await run_client.get(
+        f"/sources/{building}/trends", params={**span, "metric": "temperature_c", "resolution": "5m"}
+    )
+    assert response.status_code == 200 and response.json()["points"] and response.json()["tire"] is None
+    response = await run_client.get(f"/sources/{source}/trends", params={**span, "metric": "temperature_c"})
+    assert response.status_code == 422 and "FL, FR, RL, RR" in response.json()["detail"][0]["msg"]
 
 
 async def test_trend_bad_input_is_named(client):
-    response = await client.get("/sources/veh-1/trends", params={"metric": "pressure_kpa", "resolution": "2m"})
+    response = await client.get("/sources/veh-1/trends", params={"metric": "battery_pct", "resolution": "2m"})
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "resolution"]
     response = await client.get("/sources/veh-1/trends", params={"metric": "DROP TABLE"})
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "metric"]
-    too_long = {"metric": "x", "resolution": "1m", "since": "2020-01-01T00:00:00Z", "until": "2021-01-01T00:00:00Z"}
+    assert "battery_pct, co2_ppm" in response.json()["detail"][0]["msg"]  # the metrics there are
+    # What the jobs wrote before the tire dimension (0013): the tire is a parameter now.
+    response = await client.get("/sources/veh-1/trends", params={"metric": "pressure_kpa.FL"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "metric"]
+    tireless = await client.get("/sources/veh-1/trends", params={"metric": "pressure_kpa"})
+    assert tireless.status_code == 422 and tireless.json()["detail"][0]["loc"] == ["query", "tire"]
+    assert "tire is required" in tireless.json()["detail"][0]["msg"] and "FL, FR, RL, RR, RLI, RRI" in tireless.text
+    unknown = await client.get("/sources/veh-1/trends", params={"metric": "pressure_kpa", "tire": "XX"})
+    assert unknown.status_code == 422 and "unknown tire 'XX'; one of: FL, FR" in unknown.text
+    untired = await client.get("/sources/veh-1/trends", params={"metric": "speed_kmh", "tire": "FL"})
+    assert untired.status_code == 422 and "pressure_kpa, temperature_c only" in untired.text
+    dotted = await client.get("/sources/veh-1/trends", params={"metric": "driving.event.odometer_km"})
+    assert dotted.status_code == 200 and dotted.json()["points"] == []
+    too_long = {"metric": "fare", "resolution": "1m", "since": "2020-01-01T00:00:00Z", "until": "2021-01-01T00:00:00Z"}
     response = await client.get("/sources/veh-1/trends", params=too_long)
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "since"]
-    naive = await client.get("/sources/veh-1/trends", params={"metric": "x", "since": "2025-01-01T00:00:00"})
+    naive = await client.get("/sources/veh-1/trends", params={"metric": "fare", "since": "2025-01-01T00:00:00"})
     assert naive.status_code == 422 and naive.json()["detail"][0]["loc"] == ["query", "since"]
-    reversed_range = {"metric": "x", "since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"}
+    reversed_range = {"metric": "fare", "since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"}
     assert (await client.get("/sources/veh-1/trends", params=reversed_range)).status_code == 422
 
 
@@ -358,13 +411,31 @@ async def test_driving_kpis(client):
     assert body["fleet"]["km_per_intervention"] == 50.0 and body["fleet"]["interventions_per_1000km"] == 20.0
 
 
-async def test_region_trip_metrics(client):
-    window = {"since": BASE.isoformat(), "until": (BASE + timedelta(hours=1)).isoformat()}
-    minute = (await client.get("/metrics/region/r-1", params={**window, "window": "1m"})).json()
-    assert minute["base_window_s"] == 60 and [w["trips"] for w in minute["windows"]] == [2, 1, 4]
-    five = (await client.get("/metrics/region/r-1", params={**window, "window": "5m"})).json()["windows"]
-    assert [(w["trips"], w["revenue"], w["avg_duration_s"]) for w in five] == [(3, 42.0, 500.0), (4, 40.0, 100.0)]
-    assert five[0]["window_end"].startswith("2025-03-03T00:05:00")
-    unknown = (await client.get("/metrics/region/r-9", params=window)).json()
+async def test_region_trip_metrics_in_every_window_on_the_simulated_run(run_client, simulated_run):
+    totals = dict(
+        simulated_run.query("SELECT region_id, sum(trips)::int FROM trip_metrics WHERE window_s = 60 GROUP BY 1")
+    )
+    assert totals and sum(totals.values()) <= simulated_run.expectations.events_per_topic[topic_for("trip")]
+    window = {
+        "since": _floor(simulated_run.start, timedelta(hours=1)).isoformat(),
+        "until": (simulated_run.end + timedelta(hours=1)).isoformat(),
+    }
+    for region, trips in totals.items():
+        # 1m and 5m are written by the jobs (contracts.windows.TRIP_WINDOWS_S); 15m rolls 5m up.
+        for name, base in (("1m", 60), ("5m", 300), ("15m", 300)):
+            body = (await run_client.get(f"/metrics/region/{region}", params={**window, "window": name})).json()
+            assert body["base_window_s"] == base and body["windows"], (region, name)
+            assert sum(w["trips"] for w in body["windows"]) == trips, (region, name)
+            revenue = sum(w["revenue"] for w in body["windows"])
+            assert math.isclose(
+                revenue,
+                simulated_run.query(
+                    "SELECT sum(revenue) FROM trip_metrics WHERE region_id = %s AND window_s = 60", (region,)
+                )[0][0],
+                rel_tol=1e-9,
+            )
+    unknown = (await run_client.get("/metrics/region/no-such-region", params=window)).json()
     assert unknown["windows"] == [] and unknown["base_window_s"] is None
-    assert (await client.get("/metrics/region/r-1", params={"window": "7m"})).status_code == 422
+    bad = await run_client.get(f"/metrics/region/{region}", params={"window": "7m"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "window"]
+    assert "'1m', '5m', '15m', '1h' or '1d'" in bad.json()["detail"][0]["msg"]

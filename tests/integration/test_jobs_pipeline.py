@@ -20,7 +20,9 @@ from datetime import timedelta
 import pytest
 
 from contracts import AlertRecord, AlertType, parse_event
+from contracts.metrics import NO_TIRE, TIRE_FAMILY, metric_names
 from contracts.topics import ALERTS_TOPIC, ALL_TOPICS, DEAD_LETTER_TOPIC, STORE_TOPICS, topic_for
+from contracts.windows import TRIP_WINDOWS_S
 from devstack import Broker
 from jobs.runner import latest_checkpoint
 from jobs.sample import START, build, closers
@@ -47,8 +49,8 @@ from tests.support.jobs_run import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPARED_TABLES = {
-    "readings": "source_id, metric, time, event_id, value",
-    "aggregates": "source_id, metric, window_s, window_start, avg, min, max, count",
+    "readings": "source_id, metric, tire, time, event_id, value",
+    "aggregates": "source_id, metric, tire, window_s, window_start, avg, min, max, count",
     "alarms": "alert_id, alert_type, status, first_seen, last_seen, cleared_at, count, value",
     "source_state": "source_id, last_seen, latest::text",
     "driving_kpis": "source_id, window_s, window_start, interventions, disengagements, distance_km",
@@ -87,29 +89,28 @@ def valid_events(sample) -> list:
 
 
 def reference_aggregates(sample) -> dict[tuple, tuple]:
-    """avg/min/max/count per (source, metric, window size, window start), computed in Python."""
+    """avg/min/max/count per (source, metric, tire, window size, window start), computed in Python
+    from the events and the contract's naming (contracts.metrics)."""
     windows = {"building.reading": (300, 900)}
     values: dict[tuple, list[float]] = defaultdict(list)
     for event in valid_events(sample):
-        own = event.model_dump(exclude={"schema_", "version", "event_id", "source_id", "event_time", "fleet_id"})
-        suffix = f".{event.tire_position}" if event.schema_name == "tire.reading" else ""
-        prefix = "driving.event." if event.schema_name == "driving.event" else ""  # telemetry names odometer_km
-        for field, value in own.items():
-            metric = prefix + field
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value is not None:
+        tire = event.tire_position.value if event.schema_name == TIRE_FAMILY else NO_TIRE
+        for field, metric in metric_names(event.schema_name).items():
+            value = getattr(event, field)
+            if value is not None:
                 for size in windows.get(event.schema_name, (60,)):
                     offset = (event.event_time - START).total_seconds() // size * size
                     start = START + timedelta(seconds=offset)
-                    values[(event.source_id, metric + suffix, size, start)].append(float(value))
+                    values[(event.source_id, metric, tire, size, start)].append(float(value))
     return {key: (sum(v) / len(v), min(v), max(v), len(v)) for key, v in values.items()}
 
 
 def test_window_aggregates_equal_an_independent_reference(full_run, sample):
     expected = reference_aggregates(sample)
     actual = {
-        (source, metric, size, start): (avg, low, high, count)
-        for source, metric, size, start, avg, low, high, count in rows(
-            full_run, "SELECT source_id, metric, window_s, window_start, avg, min, max, count FROM aggregates"
+        (source, metric, tire, size, start): (avg, low, high, count)
+        for source, metric, tire, size, start, avg, low, high, count in rows(
+            full_run, "SELECT source_id, metric, tire, window_s, window_start, avg, min, max, count FROM aggregates"
         )
     }
     assert actual.keys() == expected.keys()
@@ -187,10 +188,21 @@ def test_driving_kpis_and_trip_metrics_match_hand_computed_values(full_run):
     assert second[:3] == (START + timedelta(seconds=300), 0, 1)
     assert math.isclose(second[3], 1.1) and second[4] is None
     trips = rows(
-        full_run, "SELECT region_id, trips, revenue FROM trip_metrics WHERE window_start = %s ORDER BY 1", (START,)
+        full_run,
+        "SELECT region_id, trips, revenue FROM trip_metrics WHERE window_s = 300 AND window_start = %s ORDER BY 1",
+        (START,),
     )
     # Two vehicles; region-0 gets trips n = 0, 2, 4 (fares 10, 12, 14), region-1 n = 1, 3 (11, 13).
     assert trips == [("region-0", 6, 72.0), ("region-1", 4, 48.0)]
+    # The default trip windows (contracts.windows): the 1-minute ones add up to the 5-minute ones.
+    by_size = rows(
+        full_run,
+        "SELECT window_s, time_bucket('5 minutes', window_start), region_id, sum(trips)::int, round(sum(revenue)::numeric, 6)"
+        " FROM trip_metrics GROUP BY 1, 2, 3 ORDER BY 2, 3, 1",
+    )
+    assert {size for size, *_ in by_size} == set(TRIP_WINDOWS_S) == {60, 300}
+    minutes = {tuple(rest) for size, *rest in by_size if size == 60}
+    assert minutes == {tuple(rest) for size, *rest in by_size if size == 300}
 
 
 def test_source_state_holds_the_latest_event_per_source(full_run):

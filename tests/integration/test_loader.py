@@ -75,13 +75,14 @@ def test_every_committed_record_lands_once(output, postgres_server):
     assert snapshot(url, TABLES) == output.reference
     # Each readings record is one row, column for column as the job wrote it.
     written = {
-        (datetime.fromisoformat(time).replace(tzinfo=UTC), source, fleet, schema, metric, float(value), event_id)
-        for time, source, fleet, schema, metric, value, event_id in csv.reader(
+        (datetime.fromisoformat(time).replace(tzinfo=UTC), source, fleet, schema, metric, tire, float(value), event_id)
+        for time, source, fleet, schema, metric, tire, value, event_id in csv.reader(
             value.decode() for value in output.records[STORE_TOPICS["readings"]]
         )
     }
     assert len(written) == len(output.records[STORE_TOPICS["readings"]]) > 1000
-    loaded = rows(url, "SELECT time, source_id, fleet_id, schema_name, metric, value, event_id FROM readings")
+    loaded = rows(url, "SELECT time, source_id, fleet_id, schema_name, metric, tire, value, event_id FROM readings")
+    assert {tire for *_, tire, _, _ in loaded} >= {"", "FL"}  # tire readings carry their tire, the rest ''
     assert set(loaded) == written and len(loaded) == len(written)
     # Windows and dead letters are one record each; an alarm is its last state.
     for table in ("aggregates", "driving_kpis", "trip_metrics", "dead_letters"):
@@ -180,9 +181,9 @@ def _topics(broker, *tables: str) -> dict[str, str]:
 
 BAD_CSV = {
     b"2024-01-01 00:00:00.000,veh-x": "missing data for column",
-    b"2024-01-01 00:00:00.000,veh-x,default,tire.reading,m,not-a-number,e-x": "invalid input syntax for type double",
-    b'2024-01-01 00:00:00.000,veh-x,default,tire.reading,"m,1.0,e-x': "unterminated CSV quoted field",
-    b"2024-01-01 00:00:00.000,veh-x,default,tire.reading,m,1.0,e-x,extra": "extra data after last expected column",
+    b"2024-01-01 00:00:00.000,veh-x,default,tire.reading,m,FL,not-a-number,e-x": "invalid input syntax for type double",
+    b'2024-01-01 00:00:00.000,veh-x,default,tire.reading,"m,FL,1.0,e-x': "unterminated CSV quoted field",
+    b"2024-01-01 00:00:00.000,veh-x,default,tire.reading,m,FL,1.0,e-x,extra": "extra data after last expected column",
     b"": "missing data for column",
 }
 BAD_JSON = {

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+import storage.migrate
 from storage.migrate import expected_versions, migrate_up, migration_status
 
 pytestmark = pytest.mark.integration
@@ -137,3 +138,63 @@ def test_prune_deletes_only_rows_past_retention(pg_url):
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT event_id FROM readings").fetchall() == [("new",)]
         assert conn.execute("SELECT id FROM dead_letters").fetchall() == [("new",)]
+
+
+def migrate_until(url: str, last: str, monkeypatch: pytest.MonkeyPatch, **options) -> None:
+    """Apply the migrations up to and including `last` only: the schema an older release left."""
+    earlier = [migration for migration in storage.migrate.migrations() if migration.version <= last]
+    with monkeypatch.context() as patched:
+        patched.setattr(storage.migrate, "migrations", lambda: earlier)
+        migrate_up(url, **options)
+
+
+# Rows as the jobs wrote them before 0013: the tire in the metric name.
+OLD_READINGS = [
+    ("veh-1", "tire.reading", "pressure_kpa.FL", 201.0, "t1"),
+    ("veh-1", "tire.reading", "temperature_c.RRI", 61.0, "t1"),
+    ("veh-1", "driving.event", "driving.event.odometer_km", 12.0, "d1"),
+    ("bld-1", "building.reading", "temperature_c", 22.0, "b1"),
+]
+CONVERTED = [
+    ("bld-1", "temperature_c", ""),
+    ("veh-1", "driving.event.odometer_km", ""),
+    ("veh-1", "pressure_kpa", "FL"),
+    ("veh-1", "temperature_c", "RRI"),
+]
+
+
+def seed_before_tires(conn: psycopg.Connection, at: datetime) -> None:
+    for source, schema_name, metric, value, event in OLD_READINGS:
+        conn.execute(
+            "INSERT INTO readings (time, source_id, fleet_id, schema_name, metric, value, event_id)"
+            " VALUES (%s, %s, 'f', %s, %s, %s, %s)",
+            (at, source, schema_name, metric, value, event),
+        )
+        conn.execute(
+            "INSERT INTO aggregates (window_start, window_end, window_s, source_id, fleet_id, schema_name, metric,"
+            " avg, min, max, count) VALUES (%s, %s, 60, %s, 'f', %s, %s, %s, %s, %s, 1)",
+            (at, at + timedelta(minutes=1), source, schema_name, metric, value, value, value),
+        )
+
+
+def test_tire_dimension_upgrade_splits_old_tire_metrics(pg_url, monkeypatch):
+    migrate_until(pg_url, "0012_loader_offsets", monkeypatch)
+    at = datetime(2025, 3, 3, 10, tzinfo=UTC)
+    with psycopg.connect(pg_url) as conn:
+        seed_before_tires(conn, at)
+    assert migrate_up(pg_url)[0] == "0013_tire_dimension"
+    with psycopg.connect(pg_url) as conn:
+        for table in ("readings", "aggregates", "readings_1h", "readings_1d"):
+            rows = conn.execute(f"SELECT source_id, metric, tire FROM {table} ORDER BY 1, 2, 3").fetchall()
+            assert rows == CONVERTED, table
+        # The key includes the tire: a second tire's window of the same metric is a row of its own.
+        conn.execute(
+            "INSERT INTO aggregates VALUES (%s, %s, 60, 'veh-1', 'f', 'tire.reading', 'pressure_kpa', 1, 1, 1, 1, 'FR')",
+            (at, at + timedelta(minutes=1)),
+        )
+        key = conn.execute(
+            "SELECT array_agg(a.attname ORDER BY k.ord) FROM pg_index i CROSS JOIN unnest(i.indkey) WITH ORDINALITY"
+            " AS k(attnum, ord) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+            " WHERE i.indrelid = 'aggregates'::regclass AND i.indisprimary"
+        ).fetchone()[0]
+    assert key == ["source_id", "metric", "tire", "window_s", "window_start"]

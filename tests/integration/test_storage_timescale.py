@@ -21,6 +21,7 @@ from api.settings import Settings
 from storage.migrate import migrate_up, migration_status
 from storage.policies import PolicySettings
 from storage.timescale_engine import TimescaleEngine, engine_installed
+from tests.integration.test_storage_migrations import CONVERTED, migrate_until, seed_before_tires
 
 pytestmark = [
     pytest.mark.integration,
@@ -107,7 +108,7 @@ def test_rollups_refresh_and_compressed_chunks_stay_queryable(tsdb):
     rows = [(start + timedelta(minutes=15 * i), float(i), f"e{i}") for i in range(8)]  # two hours
     with psycopg.connect(tsdb, autocommit=True) as conn:
         conn.cursor().executemany(
-            "INSERT INTO readings VALUES (%s, 'veh-1', 'f', 'tire.reading', 'pressure_kpa', %s, %s)", rows
+            "INSERT INTO readings VALUES (%s, 'veh-1', 'f', 'tire.reading', 'pressure_kpa', %s, %s, 'FL')", rows
         )
         conn.execute("CALL refresh_continuous_aggregate('readings_1h', NULL, NULL)")
         conn.execute("CALL refresh_continuous_aggregate('readings_1d', NULL, NULL)")
@@ -129,7 +130,7 @@ async def test_api_trends_over_the_rollups(tsdb):
     start = datetime(2025, 6, 2, tzinfo=UTC)
     with psycopg.connect(tsdb, autocommit=True) as conn:  # a reading after the refresh: real-time aggregation
         conn.execute(
-            "INSERT INTO readings VALUES (%s, 'veh-1', 'f', 'tire.reading', 'pressure_kpa', 100, 'late')",
+            "INSERT INTO readings VALUES (%s, 'veh-1', 'f', 'tire.reading', 'pressure_kpa', 100, 'late', 'FL')",
             (start + timedelta(hours=2, minutes=5),),
         )
     app = create_app(Settings(database_url=tsdb, pool_min=1, pool_max=1))  # the engine serves one connection
@@ -137,6 +138,7 @@ async def test_api_trends_over_the_rollups(tsdb):
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://api") as http:
         params = {
             "metric": "pressure_kpa",
+            "tire": "FL",
             "resolution": "1h",
             "since": start.isoformat(),
             "until": (start + timedelta(hours=3)).isoformat(),
@@ -145,3 +147,37 @@ async def test_api_trends_over_the_rollups(tsdb):
         ready = await http.get("/ready")
     assert [(p["avg"], p["count"]) for p in points] == [(1.5, 4), (5.5, 4), (100.0, 1)]
     assert ready.status_code == 200
+
+
+def test_tire_dimension_upgrade_of_compressed_hypertables(monkeypatch):
+    """0013 on a TimescaleDB schema holding compressed chunks of old-style tire metrics: rows
+    converted, the key and the compression order carry the tire, the rollups group by it."""
+    at = datetime(2025, 3, 3, 10, tzinfo=UTC)
+    with TimescaleEngine() as engine:
+        migrate_until(engine.url, "0012_loader_offsets", monkeypatch, timescaledb="require")
+        with psycopg.connect(engine.url, autocommit=True) as conn:
+            seed_before_tires(conn, at)
+            conn.execute("CALL refresh_continuous_aggregate('readings_1h', NULL, NULL)")
+            for table in ("readings", "aggregates"):
+                conn.execute(f"SELECT compress_chunk(c) FROM show_chunks('{table}') c")
+        assert migrate_up(engine.url, timescaledb="require") == ["0013_tire_dimension"]
+        with psycopg.connect(engine.url, autocommit=True) as conn:
+            for table in ("readings", "aggregates", "readings_1h", "readings_1d"):
+                rows = conn.execute(f"SELECT source_id, metric, tire FROM {table} ORDER BY 1, 2, 3").fetchall()
+                assert rows == CONVERTED, table
+            order = conn.execute(
+                "SELECT hypertable_name, string_agg(attname, ',' ORDER BY orderby_column_index)"
+                " FROM timescaledb_information.compression_settings WHERE orderby_column_index IS NOT NULL GROUP BY 1"
+            ).fetchall()
+            assert {"readings": "metric,tire,time", "aggregates": "metric,tire,window_s,window_start"}.items() <= dict(
+                order
+            ).items()
+            conn.execute("SELECT compress_chunk(c) FROM show_chunks('aggregates') c")  # compresses again
+            conn.execute(
+                "INSERT INTO aggregates VALUES (%s, %s, 60, 'veh-1', 'f', 'tire.reading', 'pressure_kpa', 1, 1, 1, 1,"
+                " 'FR') ON CONFLICT (source_id, metric, tire, window_s, window_start) DO NOTHING",
+                (at, at + timedelta(minutes=1)),
+            )
+            assert conn.execute("SELECT count(*) FROM aggregates WHERE metric = 'pressure_kpa'").fetchone()[0] == 2
+        policies = {(p["policy"], p["table"]) for p in migration_status(engine.url)["policies"]}
+        assert {("compression", "readings"), ("refresh_continuous_aggregate", "readings_1h")} <= policies

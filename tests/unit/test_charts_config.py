@@ -18,6 +18,7 @@ from fleet_operator import model
 from contracts.records import AlertType
 from contracts.thresholds import Thresholds
 from contracts.topics import ALL_TOPICS
+from contracts.windows import TRIP_WINDOWS_S, WINDOWS
 from jobs.cli import parser as jobs_parser
 from jobs.tables import TRANSACTION_TIMEOUT_MS
 from tests.unit.test_charts_render import CHARTS, ENVIRONMENTS, ROOT, find, helm, pod_spec, render
@@ -199,8 +200,10 @@ def test_flink_job_runs_the_named_job_with_the_agreed_flags(job: str) -> None:
         "--checkpoint-interval": "10s",
         "--parallelism": "4",
         "--alarm-out-of-orderness": "0.5",
+        **({"--trip-windows": "60,300"} if job == "kpis" else {}),
     }
     parsed = jobs_parser().parse_args(program[1:])
+    assert parsed.trip_windows == TRIP_WINDOWS_S  # the chart's default is the contract's
     assert (parsed.job, parsed.checkpoint_interval, parsed.checkpoint_dir) == (
         job,
         10.0,
@@ -262,6 +265,25 @@ def test_flink_s3_credentials_reach_flinks_configuration() -> None:
     default = render("flink-job", "prod")
     env = pod_spec(find(default, "Deployment", "fleet-monitor-flink-job-jobmanager")[0])["containers"][0]["env"]
     assert "FLINK_PROPERTIES" not in {e["name"] for e in env}
+
+
+def test_flink_job_trip_windows_follow_the_contract() -> None:
+    program = _program(render("flink-job", "prod", "job.name=kpis", "job.tripWindows=60\\,3600"))
+    assert jobs_parser().parse_args(program[1:]).trip_windows == (60, 3600)
+    schema = json.loads((ROOT / "charts/flink-job/values.schema.json").read_text())
+    pattern = schema["properties"]["job"]["properties"]["tripWindows"]["pattern"]
+    sizes = "|".join(map(str, WINDOWS.values()))
+    assert pattern == f"^({sizes})(,({sizes}))*$"  # exactly the sizes contracts.windows names
+    crd = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
+    job = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["jobs"]
+    assert job["properties"]["kpis"]["properties"]["tripWindows"]["pattern"] == pattern
+    with pytest.raises(AssertionError, match="tripWindows"):
+        render("flink-job", None, "job.tripWindows=120")
+
+
+def _program(docs: list[dict]) -> list[str]:
+    args = pod_spec(find(docs, "Deployment", "fleet-monitor-flink-job-jobmanager")[0])["containers"][0]["args"]
+    return args[args.index("--pyModule") + 1 :]
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("0.5", 0.5), ("0", 0.0)])

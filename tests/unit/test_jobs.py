@@ -12,9 +12,11 @@ import pytest
 from pyflink.common import Row
 
 from contracts import AlertRecord, AlertType, TireReading
+from contracts.metrics import METRICS, TIRE_METRICS, TIRE_POSITIONS, metric_names
 from contracts.thresholds import Thresholds
+from contracts.windows import TRIP_WINDOWS_S
 from jobs.lifecycle import AlarmLifecycle, InactivityTimers, alarm_line
-from jobs.parse import ParseFamily, metric_names, output_columns
+from jobs.parse import ParseFamily, output_columns
 from jobs.pipelines import _by_rule, _condition, _resolved
 from jobs.sample import START, build, closers
 
@@ -263,6 +265,21 @@ def test_rest_port_and_alarm_bound_reach_the_job_config():
     assert (default.rest_port, default.alarm_delay_s) == (None, 5.0)
     # Never longer than the watermark: that adds latency and admits nothing, later rows are dead letters.
     assert config("alarms", *BROKER, "--alarm-out-of-orderness", "60").alarm_delay_s == 5.0
+
+
+def test_trip_windows_default_to_the_contract_and_take_only_named_sizes():
+    assert config("kpis", *BROKER).trip_windows_s == TRIP_WINDOWS_S == (60, 300)
+    assert config("kpis", *BROKER, "--trip-windows", "3600,60").trip_windows_s == (60, 3600)
+    for bad in ("120", "60,abc", ""):
+        result = cli("kpis", *BROKER, "--trip-windows", bad)
+        assert result.returncode == 2 and "--trip-windows" in result.stderr
+        assert "60 (1m), 300 (5m), 900 (15m), 3600 (1h), 86400 (1d)" in result.stderr, result.stderr
+
+
+def test_tire_metrics_are_the_fields_with_a_tire_column():
+    assert (TIRE_METRICS, TIRE_POSITIONS[:4]) == (("pressure_kpa", "temperature_c"), ("FL", "FR", "RL", "RR"))
+    assert {"pressure_kpa", "temperature_c", "co2_ppm", "driving.event.odometer_km"} <= set(METRICS)
+    assert not any("." in metric for metric in metric_names("tire.reading").values())
 
 
 def test_cli_rejects_a_negative_alarm_bound():
