@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import hashlib
+import io
 import json
 import logging
 import signal
@@ -27,6 +29,7 @@ from prometheus_client import Counter, Gauge, start_http_server
 from pydantic import ValidationError
 
 from contracts import jsonlog
+from contracts.metrics import NO_TIRE, TIRE_METRICS, TIRE_POSITIONS
 from contracts.prometheus_names import LOADER_LAST_BATCH_SECONDS, LOADER_LAST_LOAD, LOADER_RECORDS, LOADER_REJECTED
 from contracts.records import AlertRecord
 from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, STORE_TOPICS
@@ -253,6 +256,8 @@ class Loader:
             def write(values: list) -> int:
                 return upsert_rows(self.conn, table, values)
 
+        if items and table in TIRE_TABLES and _before_tires(table, items[0][1]) is not None:
+            items = [(message, _before_tires(table, value) or value) for message, value in items]
         return self._write(table, items, write, rejected) if items else 0
 
     def _write(self, table: str, items: list[tuple[Message, object]], write, rejected: list[tuple]) -> int:
@@ -264,11 +269,39 @@ class Loader:
                 return write([value for _, value in items])
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
             if len(items) == 1:
+                legacy = _before_tires(table, items[0][1]) if table in TIRE_TABLES else None
+                if legacy is not None:  # an older job's record among today's
+                    return self._write(table, [(items[0][0], legacy)], write, rejected)
                 REJECTED.labels(table).inc()
                 rejected.append(_dead_letter(items[0][0], exc))
                 return 0
         middle = len(items) // 2
         return self._write(table, items[:middle], write, rejected) + self._write(table, items[middle:], write, rejected)
+
+
+TIRE_TABLES = ("readings", "aggregates")
+"""The store tables that gained the tire column (migration 0013_tire_dimension)."""
+
+
+def _before_tires(table: str, value: bytes) -> bytes | None:
+    """A record of `table` as jobs before migration 0013 wrote it (no tire column; the tire in the
+    metric name, `pressure_kpa.FL`) in today's columns; None for any other record. Records such
+    jobs left in the store topics then load during an upgrade instead of becoming dead letters."""
+    try:
+        (fields,) = csv.reader([value.decode()])
+    except (UnicodeDecodeError, ValueError, csv.Error):
+        return None
+    columns = WRITES[table].columns
+    if len(fields) != len(columns) - 1:
+        return None
+    metric_at = columns.index("metric")
+    metric, _, tire = fields[metric_at].rpartition(".")
+    if not (metric in TIRE_METRICS and tire in TIRE_POSITIONS):  # driving.event.odometer_km has none
+        metric, tire = fields[metric_at], NO_TIRE
+    fields[metric_at : metric_at + 1] = [metric, tire]  # tire follows metric
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue().encode()
 
 
 def _row(table: str, value: bytes) -> tuple:

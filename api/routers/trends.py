@@ -35,7 +35,8 @@ _STEP = {
 _SERIES = "source_id = %(source_id)s AND metric = %(metric)s AND tire = %(tire)s"
 # The jobs write vehicles' metrics in 1-minute windows and buildings' in 5 and 15 (jobs --window,
 # --building-windows): a resolution is rolled up from the largest written window that divides it,
-# so 5m and 15m have points for every family, and the counts weigh the averages.
+# so 5m and 15m have points for every family, and the counts weigh the averages. Finer than every
+# written window (a building at 1m), it is bucketed from the readings themselves.
 _AGGREGATES = f"""
 WITH base AS (
   SELECT max(size) AS window_s FROM unnest(%(sizes)s::int[]) AS size
@@ -46,7 +47,13 @@ SELECT time_bucket(make_interval(secs => %(window_s)s), window_start) AS time,
        sum(avg * count) / sum(count) AS avg, min(min) AS min, max(max) AS max, sum(count)::bigint AS count
 FROM aggregates
 WHERE {_SERIES} AND window_s = (SELECT window_s FROM base) AND window_start >= %(since)s AND window_start < %(until)s
-GROUP BY 1 ORDER BY 1
+GROUP BY 1
+UNION ALL
+SELECT time_bucket(make_interval(secs => %(window_s)s), time), avg(value), min(value), max(value), count(*)
+FROM readings
+WHERE {_SERIES} AND (SELECT window_s FROM base) IS NULL AND time >= %(since)s AND time < %(until)s
+GROUP BY 1
+ORDER BY 1
 """
 _ROLLUP = f"""
 SELECT bucket AS time, sum / count AS avg, min, max, count FROM {{table}}

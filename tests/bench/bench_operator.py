@@ -28,7 +28,7 @@ from pathlib import Path
 import kopf
 
 from devstack.kube.cluster import LocalCluster
-from tests.support.kube import Kube, wait_for
+from tests.support.kube import Kube
 
 RESULTS = Path(__file__).parent / "results" / "operator.json"
 
@@ -58,22 +58,27 @@ def measure_create(root: Path, cluster: LocalCluster) -> tuple[float, float]:
 
         env = p.operator_env
         charts, environments = Path(env["FLEET_CHARTS_DIR"]), Path(env["FLEET_ENVIRONMENTS_DIR"])
-        releases = model.desired_releases("demo", p.get()["spec"], charts, environments)
+        peer = model.operator_peer(
+            env.get("FLEET_OPERATOR_NAMESPACE"), json.loads(env.get("FLEET_OPERATOR_POD_LABELS", "{}"))
+        )
+        releases = model.desired_releases("demo", p.get()["spec"], charts, environments, peer)
         admin = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
         started = time.perf_counter()
         for stage in model.by_stage(releases):
             for release in (r for r in stage if r.enabled):
-                _helm_install_ready(env["FLEET_HELM"], charts / release.chart, namespace, release, root, admin)
+                _helm_install_ready(env["FLEET_HELM"], charts / release.chart, namespace, release, root=root, env=admin)
         helm_s = time.perf_counter() - started
     return operator_s, helm_s
 
 
-def _helm_install_ready(helm: str, chart: Path, namespace: str, release, root: Path, env: dict) -> None:
+def _helm_install_ready(helm: str, chart: Path, namespace: str, release, *, root: Path, env: dict) -> None:
     name = f"base-{release.component}"
     values = root / f"{name}.values.json"
     values.write_text(json.dumps(release.values | {"fullnameOverride": name}))
     command = [helm, "upgrade", "--install", name, str(chart), "-n", namespace, "-f", str(values)]
-    subprocess.run([*command, "--wait", "--wait-for-jobs", "--timeout", "15m"], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [*command, "--wait", "--wait-for-jobs", "--timeout", "15m"], check=True, capture_output=True, env=env
+    )
 
 
 def measure_unchanged(root: Path, cluster: LocalCluster, resources: int) -> tuple[float, float]:
@@ -103,7 +108,7 @@ def measure_unchanged(root: Path, cluster: LocalCluster, resources: int) -> tupl
                     "state": "Ready",
                     "inputsHash": r.inputs_hash,
                 }
-                for r in model.desired_releases(name, spec, rt.settings.charts_dir, rt.settings.environments_dir)
+                for r in model.desired_releases(name, spec, *rt.release_inputs())
             }
             bodies.append(
                 kopf.Body(

@@ -259,6 +259,16 @@ async def test_tire_trends_at_each_resolution_on_the_simulated_run(run_client, s
         f"/sources/{building}/trends", params={**span, "metric": "temperature_c", "resolution": "5m"}
     )
     assert response.status_code == 200 and response.json()["points"] and response.json()["tire"] is None
+    # Its 1m is finer than the windows the jobs write for buildings (5 and 15 min): from its readings.
+    response = await run_client.get(
+        f"/sources/{building}/trends", params={**span, "metric": "temperature_c", "resolution": "1m"}
+    )
+    temperatures = simulated_run.query(
+        "SELECT time, value FROM readings WHERE source_id = %s AND metric = 'temperature_c'", (building,)
+    )
+    points = response.json()["points"]
+    assert response.status_code == 200 and sum(p["count"] for p in points) == len(temperatures) > 0
+    assert len(points) == len({_floor(t, timedelta(minutes=1)) for t, _ in temperatures})
     response = await run_client.get(f"/sources/{source}/trends", params={**span, "metric": "temperature_c"})
     assert response.status_code == 422 and "FL, FR, RL, RR" in response.json()["detail"][0]["msg"]
 
