@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from storage.migrate import migrate_up
-from tests.unit.test_charts_render import ROOT, find, render
+from tests.support.charts import ROOT, find, render
 
 pytestmark = pytest.mark.integration
 DASHBOARDS = sorted((ROOT / "charts" / "grafana" / "dashboards").glob("*.json"))

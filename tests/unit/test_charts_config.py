@@ -20,7 +20,7 @@ from contracts.thresholds import Thresholds
 from contracts.topics import ALL_TOPICS
 from jobs.cli import parser as jobs_parser
 from jobs.tables import TRANSACTION_TIMEOUT_MS
-from tests.unit.test_charts_render import CHARTS, ENVIRONMENTS, ROOT, find, helm, pod_spec, render
+from tests.support.charts import CHARTS, ENVIRONMENTS, ROOT, find, helm, pod_spec, render
 
 MAIN_WORKLOAD = {  # (kind, name suffix) the operator's replicaCount/resources/persistence keys drive
     "kafka": ("StatefulSet", ""),
