@@ -359,8 +359,9 @@ class LocalContainer:
         spec_env = container_env(container, context.objects, context.pod)
         argv = process_argv(image, container, spec_env)
         local.paths = dict(layout.paths)
-        mounts = mount_volumes(pod_spec, container, context, lambda text: local.localize_file(text, context.endpoints))
-        local.paths.update(mounts)
+        mount_volumes(
+            pod_spec, container, context, local.paths, lambda text: local.localize_file(text, context.endpoints)
+        )
         env = {**image.env, **spec_env}  # the container's variables win over the image's ENV
         local.env = {k: local.localize(v, context.endpoints, f"env {k}") for k, v in env.items()}
         local.argv = [local.localize(a, context.endpoints, "argv") for a in argv]
@@ -505,12 +506,13 @@ def pod_of(workload: dict, namespace: str, ordinal: int = 0) -> tuple[Pod, dict]
     return pod, spec
 
 
-def mount_volumes(pod_spec: dict, container: dict, context: PodContext, localize) -> dict[str, Path]:
+def mount_volumes(pod_spec: dict, container: dict, context: PodContext, paths: dict[str, Path], localize) -> None:
     """Each volume as a directory (shared by the pod's containers, as a pod's volumes are; a claim
     by every pod that mounts it), each mount path -> that directory or, with subPath, the file in
-    it. ConfigMap files pass through `localize`; Secret files are written as rendered."""
+    it, into `paths`. ConfigMap files pass through `localize` once every mount is in `paths` (a
+    script in one may name another's path); Secret files are written as rendered."""
     volumes = {volume["name"]: volume for volume in pod_spec.get("volumes") or []}
-    mapped: dict[str, Path] = {}
+    to_fill = []
     for mount in container.get("volumeMounts") or []:
         volume = volumes.get(mount["name"])
         if volume is None:
@@ -523,9 +525,10 @@ def mount_volumes(pod_spec: dict, container: dict, context: PodContext, localize
             directory = context.workdir / "volumes" / mount["name"]
         if not directory.exists():
             directory.mkdir(parents=True)
-            _fill(volume, context.objects, directory, container["name"], localize)
-        mapped[mount["mountPath"]] = directory / mount["subPath"] if mount.get("subPath") else directory
-    return mapped
+            to_fill.append((volume, directory))
+        paths[mount["mountPath"]] = directory / mount["subPath"] if mount.get("subPath") else directory
+    for volume, directory in to_fill:
+        _fill(volume, context.objects, directory, container["name"], localize)
 
 
 def _fill(volume: dict, objects: Objects, directory: Path, where: str, localize) -> None:

@@ -404,3 +404,14 @@ def test_flink_entrypoint_runs_the_rendered_args(environment: str | None, tmp_pa
         recorded = (tmp_path / "record").read_text().splitlines()
         expected = [arg.replace("$(POD_IP)", "10.1.2.3") for arg in args[1:]]
         assert recorded == [script, "start-foreground", *expected]
+
+
+def test_flink_pods_get_the_jvm_options_of_the_pinned_flink() -> None:
+    """The chart's config.yaml replaces the image's conf/ entirely: it must carry the module
+    exports/opens the Flink distribution ships in its own config.yaml (without them the
+    JobManager exits on its first reflective access on Java 17)."""
+    from devstack.flink_cluster import java_options
+
+    config_map = find(render("flink-job", "dev"), "ConfigMap", "fleet-monitor-flink-job")[0]
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    assert config["env.java.opts.all"] == java_options()
