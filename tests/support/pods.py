@@ -15,9 +15,11 @@ What cannot be the same on this machine is substituted, and every substitution i
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shlex
+import signal
 import subprocess
 import tempfile
 import urllib.request
@@ -482,11 +484,18 @@ class LocalContainer:
             raise AssertionError(f"{self.name} did not finish in {timeout_s} s\n{self.describe()}") from None
 
     def stop(self, timeout_s: float = 30) -> None:
-        from devstack.processes import stop_group
-
-        if self.process is not None and self.process.poll() is None:
-            stop_group(self.process.pid, timeout_s)
-            self.process.wait()
+        """SIGTERM to the process group (the kubelet's stop), SIGKILL what is left after
+        `timeout_s`. The child is reaped first: a zombie would keep its group alive."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout_s)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 def pod_of(workload: dict, namespace: str, ordinal: int = 0) -> tuple[Pod, dict]:
