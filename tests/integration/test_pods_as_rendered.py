@@ -11,8 +11,8 @@ Substitutions (each one is listed in the failure message of the container it app
 - the TimescaleDB Service (FQDN in the rendered database-url) -> the TimescaleDB pod's own
   process: PostgreSQL started with the rendered args, user, password, database and TLS
   certificate; the TimescaleDB extension itself is not installable here (storage/timescale_engine
-  explains), so `--timescaledb auto` migrations take the plain-PostgreSQL path, and the
-  migrations Job runs a second time against the PGlite TimescaleDB engine for the policies;
+  explains), so `--timescaledb auto` migrations take the plain-PostgreSQL path (the retention
+  settings are still checked: storage.policies refuses bad ones before connecting);
 - image paths -> the repository's .venv, PyFlink's Flink distribution, the charts; the Flink
   JobManager Service name -> 127.0.0.1; every container port -> a free loopback port.
 Third-party images whose program runs here get their rendered config checked by that program:
