@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
+from tests.support.charts import CHARTS, HELM, ROOT, overlay
 from tests.support.kube import Kube
-from tests.unit.test_charts_render import CHARTS, HELM, ROOT, overlay
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # Generated Secrets (name, key) per chart that must keep their value across upgrades.

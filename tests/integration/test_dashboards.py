@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from contracts.metrics import TIRE_POSITIONS
+from tests.support.charts import ROOT, find, render
 from tests.support.simulated_run import SimulatedRun
-from tests.unit.test_charts_render import ROOT, find, render
 
 pytestmark = pytest.mark.integration
 DASHBOARDS = sorted((ROOT / "charts" / "grafana" / "dashboards").glob("*.json"))

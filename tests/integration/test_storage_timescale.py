@@ -21,7 +21,7 @@ from api.settings import Settings
 from storage.migrate import migrate_up, migration_status
 from storage.policies import PolicySettings
 from storage.timescale_engine import TimescaleEngine, engine_installed
-from tests.integration.test_storage_migrations import CONVERTED, migrate_until, seed_before_tires
+from tests.support.storage_upgrade import CONVERTED, migrate_until, seed_before_tires
 
 pytestmark = [
     pytest.mark.integration,

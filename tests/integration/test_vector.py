@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from contracts.records import AlertRecord, AlertSeverity, AlertStatus, AlertType
 from contracts.topics import ALERTS_TOPIC
 from storage.migrate import migrate_up
-from tests.unit.test_charts_render import ENVIRONMENTS, find, pod_spec, render
+from tests.support.charts import ENVIRONMENTS, find, pod_spec, render
 
 pytestmark = pytest.mark.integration
 UNITS = {"Gi": 2**30, "Mi": 2**20}

@@ -21,7 +21,7 @@ from contracts.topics import ALL_TOPICS
 from contracts.windows import TRIP_WINDOWS_S, WINDOWS
 from jobs.cli import parser as jobs_parser
 from jobs.tables import TRANSACTION_TIMEOUT_MS
-from tests.unit.test_charts_render import CHARTS, ENVIRONMENTS, ROOT, find, helm, pod_spec, render
+from tests.support.charts import CHARTS, ENVIRONMENTS, ROOT, find, helm, pod_spec, render
 
 MAIN_WORKLOAD = {  # (kind, name suffix) the operator's replicaCount/resources/persistence keys drive
     "kafka": ("StatefulSet", ""),

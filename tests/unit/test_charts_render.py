@@ -3,12 +3,11 @@ environment's overlay validated by kubernetes-validate --strict, and our own pol
 limits, probes, non-root, read-only root filesystem, labels, PDBs, NetworkPolicies); and the jobs
 image's commands: what the Flink pods and the loader run is what jobs/Dockerfile supports.
 
-Also the rendering helpers the other chart tests import (`render`, `helm`, `CHARTS`, `ENVIRONMENTS`).
+The rendering helpers the chart tests share are in tests/support/charts.py.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import re
@@ -20,47 +19,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-HELM = ROOT / ".tools" / "bin" / "helm"
-CHARTS = ("kafka", "flink-job", "loader", "timescaledb", "vector", "grafana", "api", "generator")
-ENVIRONMENTS = ("dev", "qa", "prod")
+from tests.support.charts import CHARTS, ENVIRONMENTS, ROOT, find, helm, overlay, pod_spec, render
+
 KUBERNETES_VERSIONS = ("1.29", "1.37")  # oldest we support and newest kubernetes-validate knows
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
-
-
-def helm(*args: str, env: dict | None = None) -> str:
-    result = subprocess.run(
-        [str(HELM), *args], check=False, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
-def overlay(chart: str, environment: str | None) -> list[str]:
-    return ["-f", str(ROOT / "environments" / environment / "values" / f"{chart}.yaml")] if environment else []
-
-
-@functools.cache
-def _render(chart: str, environment: str | None, sets: tuple[str, ...]) -> tuple[dict, ...]:
-    args = ["template", f"fleet-monitor-{chart}", str(ROOT / "charts" / chart), "--namespace", "fleet"]
-    args += overlay(chart, environment)
-    for item in sets:
-        args += ["--set", item]
-    return tuple(doc for doc in yaml.safe_load_all(helm(*args)) if doc)
-
-
-def render(chart: str, environment: str | None = None, *sets: str) -> list[dict]:
-    """Rendered manifests (hooks included) of chart + environment overlay + `--set` items."""
-    return list(_render(chart, environment, tuple(sets)))
-
-
-def find(docs: list[dict], kind: str, name: str | None = None) -> list[dict]:
-    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
-
-
-def pod_spec(workload: dict) -> dict:
-    return workload["spec"]["template"]["spec"]
 
 
 CASES = [(chart, env) for chart in CHARTS for env in (None, *ENVIRONMENTS)]
@@ -442,3 +404,14 @@ def test_flink_entrypoint_runs_the_rendered_args(environment: str | None, tmp_pa
         recorded = (tmp_path / "record").read_text().splitlines()
         expected = [arg.replace("$(POD_IP)", "10.1.2.3") for arg in args[1:]]
         assert recorded == [script, "start-foreground", *expected]
+
+
+def test_flink_pods_get_the_jvm_options_of_the_pinned_flink() -> None:
+    """The chart's config.yaml replaces the image's conf/ entirely: it must carry the module
+    exports/opens the Flink distribution ships in its own config.yaml (without them the
+    JobManager exits on its first reflective access on Java 17)."""
+    from devstack.flink_cluster import java_options
+
+    config_map = find(render("flink-job", "dev"), "ConfigMap", "fleet-monitor-flink-job")[0]
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    assert config["env.java.opts.all"] == java_options()

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from fleet_operator import model, openapi
 
-from tests.unit.test_charts_render import HELM, ROOT, find
+from tests.support.charts import HELM, ROOT, find
 
 CRD = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
 

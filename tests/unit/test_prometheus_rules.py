@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from contracts import prometheus_names as m
+from tests.support.charts import ROOT, find, render
 from tests.support.promql import RULE_FILES, Selector, dashboard_queries, resolve, rule_queries, selectors
-from tests.unit.test_charts_render import ROOT, find, render
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: `make setup` installs Debian prometheus")

@@ -48,3 +48,12 @@ podAffinity:
           {{- include "flink_job.selectorLabels" . | nindent 10 }}
 {{- end }}
 {{- end }}
+
+{{/* env.java.opts.all of the Flink distribution's own conf/config.yaml (the module exports/opens
+     Flink needs on Java 17). The pods' conf is this chart's ConfigMap alone (an emptyDir over the
+     image's conf/), so without them the JobManager's first reflective access fails and the
+     application exits (tests/integration/test_pods_as_rendered.py ran into it);
+     tests/unit/test_charts_render.py checks this equals the pinned Flink's value. */}}
+{{- define "flink_job.javaOpts" -}}
+--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.api=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.parser=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.tree=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.util=ALL-UNNAMED --add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/java.text=ALL-UNNAMED --add-opens=java.base/java.time=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.util.concurrent=ALL-UNNAMED --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED --add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED
+{{- end }}

@@ -1,0 +1,522 @@
+"""Every project pod starts as rendered. No container runtime runs here, so each container of the
+dev environment's releases (values as the operator computes them, `helm template` with the real
+helm) is run as a local process built by tests/support/pods.py: its image's ENTRYPOINT/CMD/ENV
+from the Dockerfile, Kubernetes' command/args rules and $(VAR) expansion, env from the rendered
+Secrets and ConfigMaps, volumes as directories. Each must pass its own readinessProbe (a Job's
+container must exit 0).
+
+Substitutions (each one is listed in the failure message of the container it applies to):
+- the in-cluster Kafka Service -> the devstack broker this module starts (the Kafka chart's own
+  pod is checked below, but one broker for all is cheaper than the chart's on every port);
+- the TimescaleDB Service (FQDN in the rendered database-url) -> the TimescaleDB pod's own
+  process: PostgreSQL started with the rendered args, user, password, database and TLS
+  certificate; the TimescaleDB extension itself is not installable here (storage/timescale_engine
+  explains), so `--timescaledb auto` migrations take the plain-PostgreSQL path (the retention
+  settings are still checked: storage.policies refuses bad ones before connecting);
+- image paths -> the repository's .venv, PyFlink's Flink distribution, the charts; the Flink
+  JobManager Service name -> 127.0.0.1; every container port -> a free loopback port.
+Third-party images whose program runs here get their rendered config checked by that program:
+Kafka's broker (KafkaConfig validation in `kafka-storage format`, then a start for dev's single
+broker) and PostgreSQL (every rendered -c parameter through `postgres -C`)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import psycopg
+import pytest
+import yaml
+from fleet_operator import model, openapi
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from contracts.topics import ALL_TOPICS
+from devstack.broker import Broker
+from devstack.ports import free_port, wait_until
+from devstack.postgres import SERVER_USER, _as_server_user, _bin_dir
+from tests.support.charts import ROOT, find, render_values
+from tests.support.pods import (
+    LAYOUTS,
+    VENV,
+    Endpoints,
+    Image,
+    ImageLayout,
+    LocalContainer,
+    Objects,
+    PodContext,
+    container_env,
+    flink_entrypoint,
+    parse_dockerfile,
+    pod_of,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+NAME = "fleet-monitor"  # the FleetMonitor of environments/*/fleetmonitor.yaml
+READY_S = 120
+FLINK_READY_S = 300
+CRD = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
+
+
+def releases(environment: str) -> list[model.Release]:
+    """The environment's releases with the values the operator installs them with."""
+    obj = yaml.safe_load((ROOT / f"environments/{environment}/fleetmonitor.yaml").read_text())
+    spec = openapi.apply_defaults(openapi.version_schema(CRD), obj)["spec"]
+    return [r for r in model.desired_releases(NAME, spec, ROOT / "charts", ROOT / "environments") if r.enabled]
+
+
+class Environment:
+    """An environment's rendered releases: manifests per component, the namespace's objects."""
+
+    def __init__(self, environment: str, workdir: Path):
+        obj = yaml.safe_load((ROOT / f"environments/{environment}/fleetmonitor.yaml").read_text())
+        self.namespace = obj["metadata"]["namespace"]
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.docs = {
+            r.component: render_values(r.name, r.chart, self.namespace, r.values, workdir)
+            for r in releases(environment)
+        }
+        self.objects = Objects([doc for docs in self.docs.values() for doc in docs])
+        self.claims = workdir / "claims"
+
+    def workload(self, component: str, kind: str, suffix: str = "") -> dict:
+        found = find(self.docs[component], kind, f"{NAME}-{component}{suffix}")
+        assert found, f"{component}: no {kind} {NAME}-{component}{suffix} rendered"
+        return found[0]
+
+    def context(self, workload: dict, endpoints: Endpoints, workdir: Path, ordinal: int = 0) -> tuple[PodContext, dict]:
+        pod, spec = pod_of(workload, self.namespace, ordinal)
+        workdir.mkdir(parents=True, exist_ok=True)
+        return PodContext(self.objects, pod, endpoints, workdir, self.claims), spec
+
+
+IMAGES = {name: parse_dockerfile(ROOT / name / "Dockerfile") for name in ("api", "jobs", "generator", "operator")}
+
+
+def jobs_layout() -> ImageLayout:
+    from devstack.flink_cluster import pyflink_home
+
+    java_home = Path(shutil.which("java")).resolve().parents[1]
+    return ImageLayout({"/opt/venv": VENV, "/opt/flink": pyflink_home(), "/opt/java/openjdk": java_home})
+
+
+# --- the services every pod talks to ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory) -> Environment:
+    return Environment("dev", tmp_path_factory.mktemp("dev"))
+
+
+@pytest.fixture(scope="module")
+def kafka() -> Iterator[Broker]:
+    with Broker() as broker:
+        broker.create_topics(ALL_TOPICS)  # what the Kafka chart's topics Job creates
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def timescaledb(dev: Environment) -> Iterator[TimescalePod]:
+    # Not under pytest's tmp (mode 0700): the server runs as the `postgres` user when root.
+    workdir = Path(tempfile.mkdtemp(prefix="fleet-pod-timescaledb-"))
+    pod = TimescalePod(dev, workdir)
+    try:
+        yield pod.start()
+    finally:
+        pod.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def endpoints(dev: Environment, kafka: Broker, timescaledb: TimescalePod) -> Endpoints:
+    routes = Endpoints()
+    routes.add(f"{NAME}-kafka:9092", kafka.bootstrap)
+    routes.add(f"{timescaledb.host}:5432", f"127.0.0.1:{timescaledb.port}")
+    routes.add(timescaledb.host, "127.0.0.1")  # the Secret's `host` key, used with its `port`
+    return routes
+
+
+class TimescalePod:
+    """The timescaledb StatefulSet's pod: the TimescaleDB image's entrypoint creates the user and
+    database from POSTGRES_USER/PASSWORD/DB, then runs `postgres` with the container's args. Here:
+    initdb + the same, with the Debian PostgreSQL (as the `postgres` system user when root)."""
+
+    def __init__(self, environment: Environment, workdir: Path):
+        self.workload = environment.workload("timescaledb", "StatefulSet")
+        self.context, self.spec = environment.context(self.workload, Endpoints(), workdir)
+        self.container = self.spec["containers"][0]
+        self.env = {
+            e["name"]: environment.objects.key("secret", e["valueFrom"]["secretKeyRef"], "timescaledb")
+            for e in self.container["env"]
+            if "valueFrom" in e
+        }
+        self.host = environment.objects.secrets[f"{NAME}-timescaledb"]["host"]
+        self.port = free_port()
+        self.workdir = workdir
+        self.bin = _bin_dir()
+        self.prefix = _as_server_user()
+        self.process: subprocess.Popen | None = None
+
+    def _tls(self) -> list[str]:
+        """The rendered TLS Secret as the mounted files; the server user owns the key (0600),
+        which is what PostgreSQL accepts from a non-root owner."""
+        secret = self.context.objects.secrets.get(f"{NAME}-timescaledb-tls")
+        if not secret:
+            return []
+        tls = self.workdir / "tls"
+        tls.mkdir(exist_ok=True)
+        for key in ("tls.crt", "tls.key"):
+            (tls / key).write_text(secret[key])
+            (tls / key).chmod(0o600)
+        return [str(tls)]
+
+    def args(self, tls_dir: str | None) -> list[str]:
+        args = list(self.container.get("args") or [])
+        if tls_dir:  # mount path /tls -> the directory written above
+            args = [a.replace("/tls/", f"{tls_dir}/") for a in args]
+        return args
+
+    def start(self) -> TimescalePod:
+        tls = self._tls()
+        data = self.workdir / "data"
+        password = self.workdir / "password"
+        password.write_text(self.env["POSTGRES_PASSWORD"])
+        for path in (self.workdir, *(Path(p) for p in tls)):
+            if self.prefix:
+                shutil.chown(path, SERVER_USER)
+                for child in path.iterdir():
+                    shutil.chown(child, SERVER_USER)
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            self.env["POSTGRES_USER"],
+            f"--pwfile={password}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+            "--no-sync",
+        )
+        self.check_parameters(data, tls[0] if tls else None)
+        command = [
+            *self.prefix,
+            str(self.bin / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.workdir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            *self.args(tls[0] if tls else None),
+        ]
+        log = open(self.workdir / "postgres.log", "ab")  # noqa: SIM115 - the child keeps it
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        wait_until(self.ready, READY_S, "the timescaledb pod's readinessProbe", interval_s=0.3)
+        with psycopg.connect(self.admin_url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.env["POSTGRES_DB"]}"')
+        return self
+
+    def _run(self, *command: str) -> None:
+        result = subprocess.run([*self.prefix, *command], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"{command[0]}: {result.stderr}"
+
+    def check_parameters(self, data: Path, tls_dir: str | None) -> None:
+        """Every rendered `-c name=value` through the real server's own parser: `postgres -C`
+        loads the configuration with the arguments and prints one value, or refuses."""
+        args = self.args(tls_dir)
+        for index in range(0, len(args), 2):
+            assert args[index] == "-c", f"timescaledb args: {args[index]!r} where -c was expected ({args})"
+            name = args[index + 1].split("=", 1)[0]
+            result = subprocess.run(
+                [*self.prefix, str(self.bin / "postgres"), "-D", str(data), *args, "-C", name],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert result.returncode == 0, f"postgres refuses {args[index + 1]!r}: {result.stderr.strip()}"
+
+    def ready(self) -> bool:
+        """The container's readinessProbe (exec pg_isready as rendered), PGPORT the local port."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"postgres exited: {(self.workdir / 'postgres.log').read_text()[-2000:]}")
+        probe = self.container["readinessProbe"]["exec"]["command"]
+        env = {
+            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "PGPORT": str(self.port),
+            "POSTGRES_USER": self.env["POSTGRES_USER"],
+            "POSTGRES_DB": self.env["POSTGRES_DB"],
+        }
+        return subprocess.run(probe, env=env, capture_output=True, check=False).returncode == 0
+
+    def admin_url(self) -> str:
+        return (
+            f"postgresql://{self.env['POSTGRES_USER']}:{self.env['POSTGRES_PASSWORD']}@127.0.0.1:{self.port}/"
+            "postgres?sslmode=prefer"
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+
+# --- running a rendered container ---------------------------------------------------------------------
+
+
+def build(
+    env: Environment,
+    component: str,
+    kind: str,
+    image: str,
+    endpoints: Endpoints,
+    *,
+    workdir: Path,
+    suffix: str = "",
+    layout: ImageLayout | None = None,
+    container: str | None = None,
+) -> LocalContainer:
+    workload = env.workload(component, kind, suffix)
+    context, spec = env.context(workload, endpoints, workdir)
+    chosen = next(c for c in spec["containers"] if container in (None, c["name"]))
+    return LocalContainer.build(IMAGES[image], layout or LAYOUTS[image], spec, chosen, context)
+
+
+def run_until_ready(container: LocalContainer, timeout_s: float = READY_S) -> None:
+    container.start()
+    try:
+        container.wait_ready(timeout_s)
+    finally:
+        container.stop()
+
+
+def run_job(container: LocalContainer, timeout_s: float = READY_S) -> None:
+    code = container.run_to_completion(timeout_s)
+    assert code == 0, f"{container.name} exited {code}\n{container.describe()}"
+
+
+@pytest.fixture(scope="module")
+def migrated(dev: Environment, endpoints: Endpoints, tmp_path_factory) -> None:
+    """The timescaledb release's migrations Job (api image, post-install hook) ran and exited 0."""
+    job = build(
+        dev, "timescaledb", "Job", "api", endpoints, workdir=tmp_path_factory.mktemp("migrate"), suffix="-migrate"
+    )
+    run_job(job)
+
+
+def test_migrations_job_exits_0(migrated: None) -> None:
+    pass  # the fixture runs it; the API's and loader's pods need its schema
+
+
+def test_api_pod_is_ready(dev: Environment, endpoints: Endpoints, migrated: None, tmp_path: Path) -> None:
+    run_until_ready(build(dev, "api", "Deployment", "api", endpoints, workdir=tmp_path))
+
+
+def test_generator_pod_is_ready(dev: Environment, endpoints: Endpoints, tmp_path: Path) -> None:
+    run_until_ready(build(dev, "generator", "Deployment", "generator", endpoints, workdir=tmp_path))
+
+
+def test_loader_pod_is_ready(dev: Environment, endpoints: Endpoints, migrated: None, tmp_path: Path) -> None:
+    run_until_ready(build(dev, "loader", "Deployment", "jobs", endpoints, workdir=tmp_path, layout=jobs_layout()))
+
+
+def test_flink_jobmanager_and_taskmanager_run_the_job(dev: Environment, endpoints: Endpoints, tmp_path: Path) -> None:
+    """One job's release (alarms): its JobManager (standalone-job through the image's entrypoint)
+    and a TaskManager; both pass their readinessProbe and the job the JobManager submits runs."""
+    import json
+    import urllib.request
+
+    component = "job-alarms"
+    routes = Endpoints({**endpoints.addresses, f"{NAME}-{component}-jobmanager": "127.0.0.1"})
+    started: list[LocalContainer] = []
+    peers: dict[str, LocalContainer] = {}
+    try:
+        for role, suffix in (("jobmanager", "-jobmanager"), ("taskmanager", "-taskmanager")):
+            workdir = tmp_path / role
+            workload = dev.workload(component, "Deployment", suffix)
+            context, spec = dev.context(workload, routes, workdir)
+            for init in spec.get("initContainers") or []:  # copies the ConfigMap into the conf volume
+                run_job(LocalContainer.build(IMAGES["jobs"], jobs_layout(), spec, init, context), 60)
+            container = LocalContainer.build(IMAGES["jobs"], jobs_layout(), spec, spec["containers"][0], context)
+            peers[role] = container
+            flink_entrypoint(container, peers)
+            started.append(container.start())
+        for container in started:
+            container.wait_ready(FLINK_READY_S)
+        rest = peers["jobmanager"].local_port("rest")
+
+        def job_running() -> bool:
+            for container in started:
+                if not container.running():
+                    raise AssertionError(container.describe())
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{rest}/jobs/overview", timeout=5) as response:
+                    jobs = json.load(response)["jobs"]
+            except OSError:  # the REST endpoint restarting or going away: the next check says which
+                return False
+            return any(job["state"] == "RUNNING" for job in jobs)
+
+        try:
+            wait_until(job_running, FLINK_READY_S, "the job RUNNING on the rendered Flink pods", interval_s=1)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n" + "\n".join(c.describe() for c in started)) from None
+    finally:
+        for container in reversed(started):
+            container.stop()
+
+
+KAFKA_LOG4J = """\
+rootLogger.level=WARN
+rootLogger.appenderRef.out.ref=out
+appender.out.type=Console
+appender.out.name=out
+appender.out.layout.type=PatternLayout
+appender.out.layout.pattern=[%d] %p %m (%c)%n
+"""
+
+
+def kafka_install(root: Path, *, start: bool) -> Path:
+    """/opt/kafka of the Kafka image as far as the chart's start.sh uses it: bin/kafka-storage.sh
+    and bin/kafka-server-start.sh run the same main classes (kafka-run-class.sh's job) with the
+    pinned Kafka jars. Without `start`, the server script only proves the JVM takes the rendered
+    KAFKA_HEAP_OPTS (prod's three brokers are too heavy to run here; their config is formatted)."""
+    from jobs.connectors import kafka_classpath
+
+    bin_dir = root / "opt-kafka" / "bin"
+    bin_dir.mkdir(parents=True)
+    (root / "log4j2.properties").write_text(KAFKA_LOG4J)
+    java = f'java -Dlog4j2.configurationFile={root / "log4j2.properties"} -cp "{kafka_classpath()}"'
+    main = 'kafka.Kafka "$@"' if start else "-version"
+    scripts = {
+        "kafka-storage.sh": f'exec {java} kafka.tools.StorageTool "$@"',
+        "kafka-server-start.sh": f"exec {java} $KAFKA_HEAP_OPTS {main}",
+    }
+    for name, body in scripts.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    return bin_dir.parent
+
+
+def kafka_pod(env: Environment, ordinal: int, workdir: Path, *, start: bool) -> LocalContainer:
+    """The broker pod `<name>-<ordinal>` running the chart's start.sh. Every pod's addresses (the
+    headless Service names in the quorum voters and advertised listeners) -> 127.0.0.1, its
+    ports -> free ones; with several brokers each gets its own, as pods have their own network."""
+    workload = env.workload("kafka", "StatefulSet")
+    headless = f"{NAME}-kafka-headless.{env.namespace}.svc.cluster.local"
+    routes = Endpoints({f"@POD@.{headless}": "127.0.0.1"})
+    for index in range(workload["spec"]["replicas"]):
+        routes.add(f"{NAME}-kafka-{index}.{headless}", "127.0.0.1")
+    context, spec = env.context(workload, routes, workdir, ordinal)
+    layout = ImageLayout({"/opt/kafka": kafka_install(workdir, start=start)})
+    container = LocalContainer.build(Image(), layout, spec, spec["containers"][0], context)
+    container.env["HOSTNAME"] = context.pod.name  # the kubelet sets it to the pod's name
+    return container
+
+
+def test_kafka_pod_formats_and_serves(dev: Environment, tmp_path: Path) -> None:
+    """dev's single broker: start.sh formats the KRaft storage with the rendered config (Kafka's
+    own KafkaConfig validation) and starts the broker, which passes its readinessProbe."""
+    run_until_ready(kafka_pod(dev, 0, tmp_path, start=True), READY_S)
+
+
+def test_prod_kafka_configs_pass_kafkas_validation(tmp_path: Path) -> None:
+    """prod's three brokers: each pod's start.sh formats its storage (KafkaConfig validation of
+    the rendered server.properties: quorum, listeners, replication settings) and the JVM takes
+    the rendered heap options."""
+    prod = Environment("prod", tmp_path / "render")
+    for ordinal in range(prod.workload("kafka", "StatefulSet")["spec"]["replicas"]):
+        run_job(kafka_pod(prod, ordinal, tmp_path / f"kafka-{ordinal}", start=False))
+
+
+def test_timescaledb_pod_takes_its_rendered_settings(timescaledb: TimescalePod) -> None:
+    assert timescaledb.ready()
+
+
+# --- Vector: no binary here; its rendered config through a strict model of Vector's own field types -
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class VectorApi(Strict):
+    enabled: bool
+    address: str
+
+
+class KafkaSource(Strict):
+    type: Literal["kafka"]
+    bootstrap_servers: str
+    group_id: str
+    topics: list[str]
+    auto_offset_reset: Literal["smallest", "earliest", "beginning", "largest", "latest", "end", "error"]
+    librdkafka_options: dict[str, str] = {}  # Vector: HashMap<String, String>
+    decoding: dict[Literal["codec"], Literal["json", "bytes", "native_json"]]
+
+
+class InternalMetricsSource(Strict):
+    type: Literal["internal_metrics"]
+    scrape_interval_secs: float | None = None
+
+
+class Batch(Strict):
+    max_events: int = Field(gt=0)  # usize
+    timeout_secs: float | int  # f64: YAML integers are fine
+
+
+class DiskBuffer(Strict):
+    type: Literal["disk"]
+    max_size: int = Field(ge=268435488)  # NonZeroU64, and Vector's minimum for a disk buffer
+    when_full: Literal["block", "drop_newest"]
+
+
+class PostgresSink(Strict):
+    type: Literal["postgres"]
+    inputs: list[str]
+    endpoint: str
+    table: str
+    pool_size: int = Field(gt=0)  # u32
+    batch: Batch
+    buffer: DiskBuffer
+    acknowledgements: dict[Literal["enabled"], bool]
+
+
+class PrometheusExporterSink(Strict):
+    type: Literal["prometheus_exporter"]
+    inputs: list[str]
+    address: str
+
+
+class VectorConfig(Strict):
+    data_dir: str
+    api: VectorApi
+    sources: dict[str, KafkaSource | InternalMetricsSource]
+    sinks: dict[str, PostgresSink | PrometheusExporterSink]
+
+
+@pytest.mark.parametrize("environment", ["dev", "qa", "prod"])
+def test_vector_config_has_vectors_field_types(environment: str, tmp_path: Path) -> None:
+    """The rendered vector.yaml parses into Vector's field types exactly (an integer rendered as
+    8.589934592e+09 is a float, which Vector's u64 max_size refuses), and every ${VAR} it
+    interpolates is set in the Vector container's env from the rendered Secrets."""
+    env = Environment(environment, tmp_path)
+    workload = env.workload("vector", "StatefulSet")
+    config_map = find(env.docs["vector"], "ConfigMap", f"{NAME}-vector")[0]
+    text = config_map["data"]["vector.yaml"]
+    VectorConfig.model_validate(yaml.safe_load(text))
+    pod, spec = pod_of(workload, env.namespace)
+    variables = container_env(spec["containers"][0], env.objects, pod)
+    for name in re.findall(r"\$\{(\w+)\}", text):
+        assert name in variables, f"vector.yaml interpolates ${{{name}}}, which the container's env does not set"
+
+
+def test_vector_model_refuses_a_float_max_size() -> None:
+    config = {"type": "disk", "max_size": 8.589934592e09, "when_full": "block"}
+    with pytest.raises(ValidationError, match="max_size"):
+        DiskBuffer.model_validate(config)
