@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime
 
 from api.errors import invalid
 
@@ -17,8 +17,22 @@ MAX_PAGE = 500
 
 SourceId = Annotated[str, Path(pattern=ID_PATTERN, description="Vehicle or device id.")]
 OptionalId = Annotated[str | None, Query(pattern=ID_PATTERN)]
-Since = Annotated[AwareDatetime | None, Query(description="Start (inclusive), RFC 3339 with a time zone.")]
-Until = Annotated[AwareDatetime | None, Query(description="End (exclusive), RFC 3339 with a time zone; default now.")]
+# Times outside this span are refused with a 422 naming the parameter: near datetime's limits the
+# defaults (until - span) overflowed into a 500, and no telemetry lies outside it anyway.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_SPAN = f"from {EARLIEST:%Y-%m-%dT%H:%M:%SZ} up to (not including) {LATEST:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _in_span(value: datetime | None) -> datetime | None:
+    if value is not None and not EARLIEST <= value < LATEST:
+        raise ValueError(f"time must be {_SPAN}")
+    return value
+
+
+Time = Annotated[AwareDatetime, AfterValidator(_in_span)]
+Since = Annotated[Time | None, Query(description=f"Start (inclusive), RFC 3339 with a time zone, {_SPAN}.")]
+Until = Annotated[Time | None, Query(description=f"End (exclusive), RFC 3339 with a time zone, {_SPAN}; default now.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, at most {MAX_PAGE}.")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page.")]
 
@@ -57,8 +71,13 @@ def decode_cursor(cursor: str, shape: tuple[type, ...]) -> list:
         decoded = [
             datetime.fromisoformat(v) if kind is datetime else kind(v) for v, kind in zip(values, shape, strict=True)
         ]
-        if any(isinstance(v, datetime) and v.tzinfo is None for v in decoded):
-            raise ValueError("naive time")
+        for value in decoded:
+            if isinstance(value, datetime) and value.tzinfo is None:
+                raise ValueError("naive time")
+            if isinstance(value, datetime):
+                _in_span(value)
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError("NUL character")  # PostgreSQL text cannot hold one: a DataError (500)
         return decoded
     except (ValueError, TypeError, UnicodeDecodeError):
         raise invalid("cursor", "cursor is not one this API issued (use next_cursor as returned)") from None
