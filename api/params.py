@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from api.errors import invalid
 
@@ -21,7 +22,16 @@ OptionalId = Annotated[str | None, Query(pattern=ID_PATTERN)]
 # defaults (until - span) overflowed into a 500, and no telemetry lies outside it anyway.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 _SPAN = f"from {EARLIEST:%Y-%m-%dT%H:%M:%SZ} up to (not including) {LATEST:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _rfc3339(value):
+    # Pydantic also reads a number as Unix time (until=0.5 meant 1970-01-01T00:00:00.5Z): the
+    # parameters are documented as RFC 3339 date-times, so only that text is accepted.
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
+        raise ValueError("time must be RFC 3339 with a time zone, e.g. 2025-03-03T00:00:00Z")
+    return value
 
 
 def _in_span(value: datetime | None) -> datetime | None:
@@ -30,7 +40,7 @@ def _in_span(value: datetime | None) -> datetime | None:
     return value
 
 
-Time = Annotated[AwareDatetime, AfterValidator(_in_span)]
+Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_span)]
 Since = Annotated[Time | None, Query(description=f"Start (inclusive), RFC 3339 with a time zone, {_SPAN}.")]
 Until = Annotated[Time | None, Query(description=f"End (exclusive), RFC 3339 with a time zone, {_SPAN}; default now.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, at most {MAX_PAGE}.")]
