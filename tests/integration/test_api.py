@@ -198,11 +198,11 @@ async def test_fleet_summary_and_detail(client):
 @pytest.fixture
 async def run_client(simulated_run: SimulatedRun):
     """The API on the database of the simulated run."""
-    app = create_app(Settings(database_url=simulated_run.url, pool_max=2))
+    app = create_app(Settings(database_url=simulated_run.url, api_keys=(_key("operator"),), pool_max=2))
     async with app.router.lifespan_context(app):
         await app.state.pool.wait()
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH) as http:
             yield http
 
 
