@@ -1,6 +1,7 @@
 """Run the API: `python -m api --host 0.0.0.0 --port 8000` (configuration from the environment:
-DATABASE_URL, API_KEYS / API_KEYS_FILE, API_READ_AUTH, API_CORS_ORIGINS, API_POOL_MIN/MAX,
-API_STALE_AFTER_S, LOG_LEVEL)."""
+DATABASE_URL, API_KEYS / API_KEYS_FILE, API_READ_AUTH, API_METRICS_AUTH, API_DOCS_AUTH,
+API_CORS_ORIGINS, API_POOL_MIN/MAX, API_POOL_TIMEOUT_S, API_MAX_CONCURRENCY, API_MAX_HEADER_BYTES,
+API_STALE_AFTER_S, LOG_LEVEL; see README "API configuration")."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import logging
 import os
 import sys
 
-import uvicorn
-
 from api.app import create_app
 from api.observability import RequestIdFilter
+from api.server import serve
 from api.settings import Settings
 from contracts import jsonlog
 
@@ -47,16 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     jsonlog.configure(settings.log_level)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RequestIdFilter())
-    # uvicorn's own loggers go through the JSON root handler; its access log is replaced by ours.
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        server_header=False,
-    )
+    serve(create_app(settings), settings, args.host, args.port)
     return 0
 
 

@@ -1,6 +1,10 @@
-"""FastAPI security dependencies: a key is always required to change data, and for reads when
-API_READ_AUTH is on (api.app then puts `require_key` on every read router). Both schemes show
-in the OpenAPI document, on exactly the operations that need them.
+"""The API key check, one FastAPI dependency (`require_key`) that every protected operation
+declares first, so a request without a valid key is refused before any database work. It
+answers the caller's ApiKey: what a key may see or do (its fleets, its role) is decided from it.
+
+Reads need a key unless API_READ_AUTH=false (api.app then leaves it off the read routers);
+mutations always do. Both schemes show in the OpenAPI document, on exactly the operations that
+need them, with their 401/403 answers (AUTH_RESPONSES).
 
 They are `async def` although they never wait: FastAPI runs plain `def` dependencies in a thread
 pool, and those hops were the largest cost of a cheap read (measured in tests/bench/bench_api.py)."""
@@ -12,32 +16,38 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from api.security import identify
+from api.security import ApiKey, identify
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+AUTH_RESPONSES: dict[int | str, dict] = {
+    401: {"description": "API key missing or invalid"},
+    403: {"description": "The API key may not do this"},
+}
 
 
 async def _caller(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     header: Annotated[str | None, Security(_header)],
-) -> str | None:
+) -> ApiKey | None:
     token = bearer.credentials if bearer else header
     if not token:
         return None
-    name = identify(token, request.app.state.settings.api_keys)
-    if name is None:
-        raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
-    return name
+    key = identify(token, request.app.state.settings.api_keys)
+    if key is None:
+        raise HTTPException(401, "invalid API key", headers=_CHALLENGE)
+    return key
 
 
-async def require_key(caller: Annotated[str | None, Depends(_caller)]) -> str:
+async def require_key(caller: Annotated[ApiKey | None, Depends(_caller)]) -> ApiKey:
     if caller is None:
-        raise HTTPException(
-            401, "an API key is required (Authorization: Bearer or X-API-Key)", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise HTTPException(401, "an API key is required (Authorization: Bearer or X-API-Key)", headers=_CHALLENGE)
     return caller
 
 
-Writer = Annotated[str, Depends(require_key)]
+KEY_REQUIRED = [Depends(require_key)]  # `dependencies=` of a protected router or operation
+Caller = Annotated[ApiKey, Depends(require_key)]
+Writer = Caller

@@ -9,14 +9,14 @@ import argparse
 import re
 import sys
 
-from api.security import hash_token, new_token
+from api.security import NAME_PATTERN, hash_token, new_token
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api.keys", description="Generate an API key and its hash.")
     parser.add_argument("--name", required=True, help="who the key is for (letters, digits, . _ -)")
     args = parser.parse_args(argv)
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", args.name):
+    if not re.fullmatch(NAME_PATTERN, args.name):
         parser.error("--name must be 1-64 letters, digits, '.', '_' or '-'")
     token = new_token()
     print(f"token:         {token}")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from api.errors import invalid
 
@@ -17,8 +18,31 @@ MAX_PAGE = 500
 
 SourceId = Annotated[str, Path(pattern=ID_PATTERN, description="Vehicle or device id.")]
 OptionalId = Annotated[str | None, Query(pattern=ID_PATTERN)]
-Since = Annotated[AwareDatetime | None, Query(description="Start (inclusive), RFC 3339 with a time zone.")]
-Until = Annotated[AwareDatetime | None, Query(description="End (exclusive), RFC 3339 with a time zone; default now.")]
+# Times outside this span are refused with a 422 naming the parameter: near datetime's limits the
+# defaults (until - span) overflowed into a 500, and no telemetry lies outside it anyway.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+_SPAN = f"from {EARLIEST:%Y-%m-%dT%H:%M:%SZ} up to (not including) {LATEST:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _rfc3339(value):
+    # Pydantic also reads a number as Unix time (until=0.5 meant 1970-01-01T00:00:00.5Z): the
+    # parameters are documented as RFC 3339 date-times, so only that text is accepted.
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
+        raise ValueError("time must be RFC 3339 with a time zone, e.g. 2025-03-03T00:00:00Z")
+    return value
+
+
+def _in_span(value: datetime | None) -> datetime | None:
+    if value is not None and not EARLIEST <= value < LATEST:
+        raise ValueError(f"time must be {_SPAN}")
+    return value
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_span)]
+Since = Annotated[Time | None, Query(description=f"Start (inclusive), RFC 3339 with a time zone, {_SPAN}.")]
+Until = Annotated[Time | None, Query(description=f"End (exclusive), RFC 3339 with a time zone, {_SPAN}; default now.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, at most {MAX_PAGE}.")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page.")]
 
@@ -57,8 +81,13 @@ def decode_cursor(cursor: str, shape: tuple[type, ...]) -> list:
         decoded = [
             datetime.fromisoformat(v) if kind is datetime else kind(v) for v, kind in zip(values, shape, strict=True)
         ]
-        if any(isinstance(v, datetime) and v.tzinfo is None for v in decoded):
-            raise ValueError("naive time")
+        for value in decoded:
+            if isinstance(value, datetime) and value.tzinfo is None:
+                raise ValueError("naive time")
+            if isinstance(value, datetime):
+                _in_span(value)
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError("NUL character")  # PostgreSQL text cannot hold one: a DataError (500)
         return decoded
     except (ValueError, TypeError, UnicodeDecodeError):
         raise invalid("cursor", "cursor is not one this API issued (use next_cursor as returned)") from None

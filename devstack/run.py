@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with LocalPlatform(services):
             say(f"API: {api.url}  (docs {api.url}/docs, alarms {api.url}/alarms, fleet {api.url}/fleet)")
+            say(f"API key for this run: {api.token}  (e.g. {api.curl_example()})")
             say(f"broker: {broker.broker.bootstrap}  database: {postgres.url}")
             say(f"Flink REST API: {jobs.rest_url}  (jobs {jobs.rest_url}/jobs/overview)")
             ports = jobs.cluster.metrics_ports

@@ -4,6 +4,7 @@ usable (or, for the jobs, launched), `stop()` releases everything it started."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -15,12 +16,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from api.security import hash_token, new_token
 from devstack.alert_shipper import AlertShipper
 from devstack.ports import free_port
 from devstack.postgres import PrivatePostgres, postgres_url
 from devstack.processes import Subprocess
 
 log = logging.getLogger("devstack.services")
+LOCAL_KEY_NAME = "make-run"  # the API key's name in a local run (acknowledged_by shows it)
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -222,6 +225,9 @@ class LoaderService(Subprocess):
 
 
 class ApiService(Subprocess):
+    """The API as deployed: authenticated by default, with a key made for this run (its token in
+    `token`, `headers` ready to send; only its hash reaches the API, as in the chart)."""
+
     chart = "api"
 
     def __init__(self, run: RunDir, postgres: PostgresService, port: int | None = None):
@@ -229,6 +235,8 @@ class ApiService(Subprocess):
         self.postgres = postgres
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.token = new_token()
+        self.headers = {"Authorization": f"Bearer {self.token}"}
 
     def scrape_targets(self) -> dict[str, list[str]]:
         return {"fleet-monitor-api": [f"127.0.0.1:{self.port}"]}
@@ -245,8 +253,14 @@ class ApiService(Subprocess):
             "--database-url",
             self.postgres.url,
         ]
-        super().start()
+        env = {**os.environ, "API_KEYS": f"{LOCAL_KEY_NAME}:{hash_token(self.token)}"}
+        env.pop("API_KEYS_FILE", None)
+        env.pop("API_READ_AUTH", None)  # the run is authenticated, whatever the calling shell says
+        super().start(env=env)
         self.wait_http_ok(self.url + "/ready", timeout_s)
+
+    def curl_example(self) -> str:
+        return f"curl -H 'Authorization: Bearer {self.token}' {self.url}/fleet"
 
 
 class AlertShipperService:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query
 from psycopg import sql
 
-from api.auth import Writer
+from api.auth import AUTH_RESPONSES, KEY_REQUIRED, Writer
 from api.db import Db
 from api.models import Alarm, AlarmCounts, AlarmPage
 from api.params import ID_PATTERN, Cursor, Limit, OptionalId, Since, Until, check_order, decode_cursor, encode_cursor
@@ -135,17 +135,14 @@ async def get_alarm(db: Db, alert_id: AlertId) -> Alarm:
     return row
 
 
-_LIFECYCLE_RESPONSES = {
-    **_NOT_FOUND,
-    401: {"description": "API key missing or invalid"},
-    409: {"description": "The alarm is already cleared"},
-}
+_LIFECYCLE_RESPONSES = {**_NOT_FOUND, **AUTH_RESPONSES, 409: {"description": "The alarm is already cleared"}}
 
 
 @router.post(
     "/{alert_id}/acknowledge",
     response_model=Alarm,
     responses=_LIFECYCLE_RESPONSES,
+    dependencies=KEY_REQUIRED,  # first: the key is checked before a connection is borrowed
     summary="Acknowledge an active alarm (idempotent; needs an API key)",
 )
 async def acknowledge(db: Db, alert_id: AlertId, caller: Writer) -> Alarm:
@@ -153,13 +150,13 @@ async def acknowledge(db: Db, alert_id: AlertId, caller: Writer) -> Alarm:
         "UPDATE alarms SET status = 'acknowledged', acknowledged_at = now(), acknowledged_by = %s, updated_at = now()"
         " WHERE alert_id = %s AND status = 'active' RETURNING {}"
     ).format(ALARM_COLUMNS)
-    row = await (await db.execute(query, (caller, alert_id))).fetchone()
+    row = await (await db.execute(query, (caller.name, alert_id))).fetchone()
     if row is None:
         row = await _current(db, alert_id)
         if row["status"] == AlertStatus.CLEARED:
             raise HTTPException(409, f"alarm {alert_id!r} is already cleared")
     else:
-        log.info("alarm acknowledged", extra={"alert_id": alert_id, "by": caller})
+        log.info("alarm acknowledged", extra={"alert_id": alert_id, "by": caller.name})
     return row
 
 
@@ -167,6 +164,7 @@ async def acknowledge(db: Db, alert_id: AlertId, caller: Writer) -> Alarm:
     "/{alert_id}/clear",
     response_model=Alarm,
     responses=_LIFECYCLE_RESPONSES,
+    dependencies=KEY_REQUIRED,  # first: the key is checked before a connection is borrowed
     summary="Clear an open alarm by hand (needs an API key)",
 )
 async def clear(db: Db, alert_id: AlertId, caller: Writer) -> Alarm:
@@ -178,7 +176,7 @@ async def clear(db: Db, alert_id: AlertId, caller: Writer) -> Alarm:
     if row is None:
         await _current(db, alert_id)
         raise HTTPException(409, f"alarm {alert_id!r} is already cleared")
-    log.info("alarm cleared", extra={"alert_id": alert_id, "by": caller})
+    log.info("alarm cleared", extra={"alert_id": alert_id, "by": caller.name})
     return row
 
 

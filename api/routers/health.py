@@ -12,7 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.models import Health, Readiness
 from storage.migrate import expected_versions
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"])  # always open: probes send no key
+metrics_router = APIRouter(tags=["operations"])  # open unless API_METRICS_AUTH (api.app)
 log = logging.getLogger("api.health")
 
 
@@ -40,6 +41,6 @@ async def ready(request: Request):
     return JSONResponse(body.model_dump(), status_code=503 if pending else 200)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

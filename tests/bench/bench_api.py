@@ -27,7 +27,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psycopg
 
+from api.auth import KEY_REQUIRED
 from api.db import Db
+from api.security import hash_token, new_token
 from devstack import PrivatePostgres, postgres_url
 from devstack.ports import free_port, wait_until
 from storage.migrate import migrate_up
@@ -36,6 +38,7 @@ RESULTS = Path(__file__).parent / "results" / "api.json"
 SOURCES = 10_000
 READINGS_PER_SOURCE = 100  # 1,000,000 readings
 CONCURRENCY = 16
+TOKEN = new_token()  # the server's only key (its hash in API_KEYS); every request sends it
 ROUNDS = 3
 TARGET_P99_MS = 50.0
 T0 = "2025-06-01 00:00:00+00"
@@ -99,7 +102,8 @@ class _Connection:
         return cls(*await asyncio.open_connection(host, port), host)
 
     async def get(self, path: str) -> tuple[int, bytes]:
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        head = f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        self.writer.write(head.encode())
         head = await self.reader.readuntil(b"\r\n\r\n")
         length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
         if length is None:  # every API response carries one; anything else is a harness error
@@ -165,6 +169,7 @@ def _measure(server_url: str, quick: bool) -> dict:
     print(f"bench api: loaded {readings:,} readings in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database, "LOG_LEVEL": "WARNING", "API_POOL_MAX": "10"}
+    env |= {"API_KEYS": f"bench:{hash_token(TOKEN)}", "API_READ_AUTH": "true"}  # as deployed: reads need a key
     server = subprocess.Popen([sys.executable, "-m", "tests.bench.bench_api", "serve", "--port", str(port)], env=env)
     try:
         wait_until(lambda: _ready(f"http://127.0.0.1:{port}"), 30, "bench API server")
@@ -246,16 +251,18 @@ async def select1(db: Db) -> dict:
 
 def serve(argv: list[str]) -> None:
     """The API app plus the baseline route, run by uvicorn like `python -m api`."""
-    import uvicorn
-
     from api.app import create_app
+    from api.server import serve
+    from api.settings import Settings
 
     parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_api serve")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    app = create_app()
-    app.add_api_route("/bench/select1", select1, include_in_schema=False)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    settings = Settings.from_env()
+    app = create_app(settings)
+    # The baseline pays the key check too, so the ratios compare the queries alone.
+    app.add_api_route("/bench/select1", select1, include_in_schema=False, dependencies=KEY_REQUIRED)
+    serve(app, settings, "127.0.0.1", args.port)
 
 
 def main(argv: list[str] | None = None) -> int:

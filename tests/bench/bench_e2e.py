@@ -70,11 +70,12 @@ def _percentile(values: list[float], share: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
 
 
-def _watch_alarms(api_url: str, seen: dict, stop: threading.Event) -> None:
+def _watch_alarms(api: ApiService, seen: dict, stop: threading.Event) -> None:
     """First wall time each alarm appears in the API (polled every 200 ms)."""
+    request = urllib.request.Request(api.url + "/alarms?limit=100", headers=api.headers)
     while not stop.wait(0.2):
         try:
-            with urllib.request.urlopen(api_url + "/alarms?limit=100", timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:
                 items = json.load(response)["items"]
         except OSError:
             continue
@@ -171,7 +172,7 @@ def _measure(work: RunDir, rate: float, warmup: float, seconds: float) -> dict:
         )
         seen: dict = {}
         stop = threading.Event()
-        watcher = threading.Thread(target=_watch_alarms, args=(api.url, seen, stop), daemon=True)
+        watcher = threading.Thread(target=_watch_alarms, args=(api, seen, stop), daemon=True)
         watcher.start()
         sim = SimulatorService(lambda: Simulator(_config(rate, warmup + seconds)), lambda: KafkaSink(bootstrap()))
         generation_started, wall_started = time.monotonic(), time.time()

@@ -66,7 +66,8 @@ class Run:
         self.input_done_at = time.monotonic()  # the simulator's last event is in Kafka by now
 
     def get(self, path: str) -> dict:
-        with urllib.request.urlopen(self.api.url + path, timeout=10) as response:
+        request = urllib.request.Request(self.api.url + path, headers=self.api.headers)  # authenticated by default
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
 
     def rows(self, query: str, *params) -> list[tuple]:

@@ -123,8 +123,15 @@ async def client(pg_url):
     async with app.router.lifespan_context(app):
         await app.state.pool.wait()
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        # Sends the key, as every client must by default (anonymous() sends a request without).
+        async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH) as http:
             yield http
+
+
+async def anonymous(client: httpx.AsyncClient, method: str, url: str, **kwargs) -> httpx.Response:
+    request = client.build_request(method, url, **kwargs)
+    del request.headers["authorization"]
+    return await client.send(request)
 
 
 def _key(name):
@@ -191,11 +198,11 @@ async def test_fleet_summary_and_detail(client):
 @pytest.fixture
 async def run_client(simulated_run: SimulatedRun):
     """The API on the database of the simulated run."""
-    app = create_app(Settings(database_url=simulated_run.url, pool_max=2))
+    app = create_app(Settings(database_url=simulated_run.url, api_keys=(_key("operator"),), pool_max=2))
     async with app.router.lifespan_context(app):
         await app.state.pool.wait()
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH) as http:
             yield http
 
 
@@ -345,7 +352,7 @@ async def test_alarm_counts(client):
 
 
 async def test_acknowledge_and_clear_need_a_key(client):
-    assert (await client.post("/alarms/a1/acknowledge")).status_code == 401
+    assert (await anonymous(client, "POST", "/alarms/a1/acknowledge")).status_code == 401
     wrong = await client.post("/alarms/a1/acknowledge", headers={"Authorization": "Bearer wrong"})
     assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
     assert (await client.get("/alarms/a1")).json()["status"] == "active"  # nothing changed
@@ -353,7 +360,7 @@ async def test_acknowledge_and_clear_need_a_key(client):
     assert acked.status_code == 200
     body = acked.json()
     assert body["status"] == "acknowledged" and body["acknowledged_by"] == "operator" and body["acknowledged_at"]
-    again = await client.post("/alarms/a1/acknowledge", headers={"X-API-Key": TOKEN})
+    again = await anonymous(client, "POST", "/alarms/a1/acknowledge", headers={"X-API-Key": TOKEN})
     assert again.status_code == 200 and again.json()["acknowledged_at"] == body["acknowledged_at"]
     cleared = await client.post("/alarms/a1/clear", headers=AUTH)
     assert cleared.json()["status"] == "cleared" and cleared.json()["cleared_at"]
@@ -362,9 +369,9 @@ async def test_acknowledge_and_clear_need_a_key(client):
     assert (await client.post("/alarms/missing/clear", headers=AUTH)).status_code == 404
 
 
-async def test_read_auth_when_configured(pg_url):
+async def test_reads_need_a_key_by_default(pg_url):
     migrate_up(pg_url)
-    app = create_app(Settings(database_url=pg_url, api_keys=(_key("grafana"),), read_auth=True))
+    app = create_app(Settings(database_url=pg_url, api_keys=(_key("grafana"),)))
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://api") as http:
         assert (await http.get("/alarms")).status_code == 401
@@ -372,11 +379,18 @@ async def test_read_auth_when_configured(pg_url):
         assert (await http.get("/health")).status_code == 200  # probes stay open
         secured = (await http.get("/openapi.json")).json()["paths"]["/fleet"]["get"]
         assert {"HTTPBearer": []} in secured["security"] and {"APIKeyHeader": []} in secured["security"]
+        assert {"401", "403"} <= set(secured["responses"])
 
 
-async def test_open_reads_say_so_and_writes_still_need_a_key(client):
-    paths = (await client.get("/openapi.json")).json()["paths"]
-    assert "security" not in paths["/fleet"]["get"]
+async def test_reads_open_when_opted_out_and_writes_still_need_a_key(pg_url):
+    migrate_up(pg_url)
+    app = create_app(Settings(database_url=pg_url, api_keys=(_key("grafana"),), read_auth=False))
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        assert (await http.get("/fleet")).status_code == 200
+        assert (await http.post("/alarms/a1/acknowledge")).status_code == 401
+        paths = (await http.get("/openapi.json")).json()["paths"]
+    assert "security" not in paths["/fleet"]["get"] and "401" not in paths["/fleet"]["get"]["responses"]
     assert {"HTTPBearer": []} in paths["/alarms/{alert_id}/acknowledge"]["post"]["security"]
 
 

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -40,12 +41,18 @@ def run_until_first_readings() -> tuple[str, str, dict]:
     timer = threading.Timer(FIRST_READING_BOUND_S, process.send_signal, (signal.SIGTERM,))
     timer.start()
     seen, ready, readings, taskmanager_metrics, metrics, prometheus, targets = [], None, 0, "", "", "", {}
+    api, fleet = "", {}
     try:
         for line in process.stdout:
             seen.append(line)
             if found := re.match(r"API: (http://\S+)", line):
-                with urllib.request.urlopen(found.group(1) + "/ready", timeout=5) as response:
+                api = found.group(1)
+                with urllib.request.urlopen(api + "/ready", timeout=5) as response:
                     ready = (response.status, json.load(response))
+            if found := re.match(r"API key for this run: (\S+)  \(e\.g\. curl -H '(Authorization: Bearer \S+)'", line):
+                fleet = {"token": found.group(1), "anonymous": _status(api + "/fleet")}
+                name, value = found.group(2).split(": ", 1)
+                fleet["with_key"] = _status(api + "/fleet", {name: value})
             if found := re.search(r"TaskManager (http://\S+/metrics)", line):
                 taskmanager_metrics = found.group(1)
             if found := re.match(r"Prometheus: (http://\S+)", line):
@@ -68,7 +75,15 @@ def run_until_first_readings() -> tuple[str, str, dict]:
             process.kill()
     assert process.returncode == 0, err[-3000:]
     assert readings > 0, f"no reading stored within {FIRST_READING_BOUND_S} s:\n{''.join(seen)[-3000:]}"
-    return "".join(seen) + out, err, {"ready": ready, "metrics": metrics, "targets": targets}
+    return "".join(seen) + out, err, {"ready": ready, "metrics": metrics, "targets": targets, "fleet": fleet}
+
+
+def _status(url: str, headers: dict | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def started_groups(err: str) -> list[int]:
@@ -80,6 +95,9 @@ def test_platform_starts_stores_readings_and_stops_without_leftovers():
     out, err, seen = run_until_first_readings()
     status, body = seen["ready"]
     assert status == 200 and body["status"] == "ready" and body["pending_migrations"] == []
+    # Authenticated by default: the run made a key, printed how to use it, and the API wants it.
+    assert seen["fleet"]["anonymous"] == 401 and seen["fleet"]["with_key"] == 200, seen["fleet"]
+    assert seen["fleet"]["token"] not in err  # printed for the user, never logged
     # Flink's Prometheus reporter on the TaskManager: the sources' record counts among its series.
     assert re.search(r"^flink_taskmanager_job_task_operator_numRecordsOut\{.*Source", seen["metrics"], re.M)
     # Prometheus scrapes every service it started, on the ports they got (first readings come

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from api.app import create_app
+from api.security import hash_token, new_token, parse_api_keys
 from api.settings import Settings
 from storage.migrate import migrate_up, migration_status
 from storage.policies import PolicySettings
@@ -133,9 +134,17 @@ async def test_api_trends_over_the_rollups(tsdb):
             "INSERT INTO readings VALUES (%s, 'veh-1', 'f', 'tire.reading', 'pressure_kpa', 100, 'late', 'FL')",
             (start + timedelta(hours=2, minutes=5),),
         )
-    app = create_app(Settings(database_url=tsdb, pool_min=1, pool_max=1))  # the engine serves one connection
+    token = new_token()
+    keys = parse_api_keys(f"test:{hash_token(token)}")
+    app = create_app(
+        Settings(database_url=tsdb, api_keys=keys, pool_min=1, pool_max=1)
+    )  # the engine serves one connection
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+    headers = {"Authorization": f"Bearer {token}"}  # reads need a key by default
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers) as http,
+    ):
         params = {
             "metric": "pressure_kpa",
             "tire": "FL",

@@ -410,8 +410,50 @@ def test_generated_api_key_is_an_entry_the_api_accepts(monkeypatch: pytest.Monke
     monkeypatch.delenv("API_KEYS_FILE", raising=False)
     keys = Settings.from_env(database_url="postgresql://x").api_keys
     assert len(keys) == 1
-    assert identify(secret["token"], keys) == keys[0].name
+    assert identify(secret["token"], keys) == keys[0]
     assert identify(secret["token"] + "x", keys) is None
+
+
+@pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
+def test_api_is_authenticated_by_default(monkeypatch: pytest.MonkeyPatch, environment: str | None) -> None:
+    """The rendered environment, read by the API's own settings: reads need a key, /metrics stays
+    scrapeable by annotation; limits the values leave empty keep the API's defaults."""
+    from api.settings import Settings
+
+    container = pod_spec(main_workload(render("api", environment), "api"))["containers"][0]
+    plain = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert plain["API_READ_AUTH"] == "true" and plain["API_METRICS_AUTH"] == "false"
+    for name, value in plain.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env(database_url="postgresql://x")
+    assert settings.read_auth and not settings.metrics_auth
+    assert settings.max_header_bytes == Settings.max_header_bytes
+    limited = pod_spec(main_workload(render("api", None, "limits.maxHeaderBytes=16384"), "api"))["containers"][0]
+    assert {"name": "API_MAX_HEADER_BYTES", "value": "16384"} in limited["env"]
+
+
+def _api_notes(tmp_path: Path, *sets: str) -> str:
+    """NOTES.txt as `helm install` prints it (an install needs a cluster even with --dry-run, so a
+    copy of the chart renders the same template into a ConfigMap)."""
+    chart = tmp_path / "api"
+    shutil.copytree(ROOT / "charts" / "api", chart)
+    notes = (chart / "templates" / "NOTES.txt").read_text()
+    (chart / "templates" / "notes.yaml").write_text(
+        f'{{{{- define "test.notes" -}}}}{notes}{{{{- end }}}}\n'
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n"
+        'data: {notes: {{ include "test.notes" . | quote }}}\n'
+    )
+    args = ["template", "fleet-monitor-api", str(chart), "--namespace", "fleet"]
+    docs = yaml.safe_load_all(helm(*args, *(f"--set={item}" for item in sets)))
+    return next(d for d in docs if d and d["metadata"]["name"] == "notes")["data"]["notes"]
+
+
+def test_api_notes_tell_how_to_call_it(tmp_path: Path) -> None:
+    notes = _api_notes(tmp_path / "default")
+    assert "Every data route needs an API key" in notes
+    assert "get secret fleet-monitor-api-keys -o jsonpath='{.data.token}' | base64 -d" in notes
+    assert 'curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8000/fleet' in notes
+    assert "Reads are OPEN" in _api_notes(tmp_path / "open", "auth.readAuth=false")
 
 
 @pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
