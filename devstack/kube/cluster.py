@@ -127,6 +127,11 @@ class LocalCluster:
         token_file.chmod(0o600)
         return tokens
 
+    def run_beside(self, name: str, command: list[str]) -> None:
+        """A process that lives and dies with the cluster (stopped by `stop` and `stop_from_state`)."""
+        self._spawn(name, command)
+        self._save_state()
+
     def _spawn(self, name: str, command: list[str]) -> Subprocess:
         process = Subprocess(name, command, self.state_dir / "logs" / f"{name}.log")
         process.start(cwd=self.state_dir)

@@ -1,6 +1,8 @@
-"""What the API server does with a CRD's openAPIV3Schema: apply defaults, then reject an invalid
-object with a message naming the field. Used by the Kubernetes API emulator in tests and by
-`scripts/deploy.sh --check` so a bad environment file fails before it reaches a cluster."""
+"""What the API server does with a CRD's openAPIV3Schema, for checks without a cluster: apply
+defaults, then reject an invalid object with a message naming the field. Used by
+`scripts/deploy.sh --check` and `python -m fleet_operator.validate`, so a bad environment file
+fails before it reaches a cluster; on a cluster the API server itself does this, and
+tests/integration/test_operator.py holds the two to the same verdicts and defaults."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from devstack.kube.cluster import LocalCluster
+from devstack.kube.operator_runner import OperatorRunner
 from devstack.ports import free_port
 from tests.support.kube import Kube, wait_for
 
@@ -258,34 +258,13 @@ def operator_pod_command(
     cluster: LocalCluster, namespace: str, release: str, root: Path
 ) -> tuple[list[str], dict[str, str]]:
     """The command and environment of the installed operator Deployment's container, run here as
-    its ServiceAccount (a token from the TokenRequest API)."""
+    its ServiceAccount, as `make cluster`'s runner (devstack.kube.operator_runner) runs its pods."""
     rendered = helm_as(cluster.kubeconfig, "get", "manifest", release, "-n", namespace)
     deployment = next(doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] == "Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    container = pod["containers"][0]
-    kubeconfig = cluster.service_account_kubeconfig(namespace, pod["serviceAccountName"], root / "operator.kubeconfig")
-    env = {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
-    # The downward API: the pod's own namespace (the only field the chart reads).
-    fields = {"metadata.namespace": namespace}
-    env |= {
-        item["name"]: fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
-        for item in container.get("env", [])
-        if "fieldRef" in item.get("valueFrom", {})
-    }
-    env.update(
-        KUBECONFIG=str(kubeconfig),
-        PYTHONPATH=os.pathsep.join([str(ROOT / "operator"), str(ROOT)]),
-        HOME=str(root),  # helm and kubectl caches: the pod's writable /tmp, not the work tree
-        HELM_CACHE_HOME=str(root / "helm/cache"),
-        HELM_CONFIG_HOME=str(root / "helm/config"),
-        HELM_DATA_HOME=str(root / "helm/data"),
-        FLEET_METRICS_PORT=str(free_port()),
-        PATH=os.pathsep.join([str(HELM.parent), os.environ["PATH"]]),
-    )
-    # The image's ENTRYPOINT (operator/Dockerfile) with the Deployment's args; the liveness
-    # endpoint on a free port instead of the pod's own.
-    args = [arg for arg in container["args"] if not arg.startswith("--liveness=")]
-    return [sys.executable, "-m", "fleet_operator", *args, f"--liveness=http://127.0.0.1:{free_port()}/healthz"], env
+    pod = {"metadata": {"namespace": namespace, "name": release}, "spec": deployment["spec"]["template"]["spec"]}
+    command, env = OperatorRunner(cluster.kubeconfig, root).process(pod, pod["spec"]["containers"][0], root)
+    env["FLEET_METRICS_PORT"] = str(free_port())  # the tests read the operator's metrics
+    return command, env
 
 
 @contextlib.contextmanager

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -120,3 +122,44 @@ def _operator_reaches_kafka_and_flink(kube: Kube, namespace: str) -> None:
         name = pod["metadata"]["name"]
         assert admits(policies, pod, port, operator, operator_namespace), f"the operator cannot reach {name}:{port}"
         assert not admits(policies, pod, port, stranger, default_namespace), f"any namespace reaches {name}:{port}"
+
+
+def _processes_of(state: Path) -> list[int]:
+    """Pids whose command line or KUBECONFIG points into the cluster's state directory."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            text = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if str(state).encode() in text:
+            found.append(int(proc.name))
+    return found
+
+
+def test_make_cluster_then_make_deploy_dev_reaches_ready(tmp_path):
+    """What the README's deploy section says, as a user types it: `make cluster` (the CLI behind it,
+    which also runs the operator's pods as local processes), `make deploy-dev` until the
+    FleetMonitor is Ready, `make undeploy-dev`, `make cluster-down`: nothing is left running."""
+    state = tmp_path / "cluster"
+    cli = [sys.executable, "-m", "devstack.kube"]
+    up = subprocess.run([*cli, "up", "--state-dir", str(state)], check=False, capture_output=True, text=True)
+    assert up.returncode == 0, up.stderr
+    try:
+        deployed = deploy(state / "kubeconfig", "dev")
+        assert deployed.returncode == 0, f"{deployed.stdout}\n{deployed.stderr}\n{_operator_logs(state)}"
+        row = deployed.stdout.strip().splitlines()[-1]  # deploy.sh ends with `kubectl get fleetmonitor`
+        assert row.split()[:4] == ["fleet-monitor", "dev", "Ready", "True"], deployed.stdout
+        undeployed = deploy(state / "kubeconfig", "--undeploy", "dev")
+        assert undeployed.returncode == 0, f"{undeployed.stdout}\n{undeployed.stderr}\n{_operator_logs(state)}"
+        assert _processes_of(state)  # the control plane, the runner and the operator
+    finally:
+        down = subprocess.run([*cli, "down", "--state-dir", str(state)], check=False, capture_output=True, text=True)
+    assert down.returncode == 0, down.stderr
+    wait_for(lambda: not _processes_of(state), 60, "every process of the cluster gone, the operator's too")
+
+
+def _operator_logs(state: Path) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (state / "logs").glob("operator*.log"))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from fleet_operator import openapi
 from fleet_operator.model import STAGES
 
 from tests.integration.operator_harness import platform
@@ -215,6 +217,11 @@ def test_a_namespaced_operator_cannot_touch_secrets_elsewhere(tmp_path, kube_clu
         assert refused.value.code == 403
 
 
+SCHEMA = openapi.version_schema(
+    yaml.safe_load((Path(__file__).parents[2] / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
+)
+
+
 def test_invalid_resources_are_rejected_naming_the_field(tmp_path, kube_cluster, namespace):
     with platform(tmp_path, kube_cluster, namespace) as p:
         cases = {
@@ -231,6 +238,9 @@ def test_invalid_resources_are_rejected_naming_the_field(tmp_path, kube_cluster,
                 p.create(obj)
             assert rejected.value.code == 422
             assert f"{field}:" in rejected.value.message, rejected.value.message
+            # The offline check (`deploy.sh --check`, `python -m fleet_operator.validate`) says the same.
+            offline = openapi.validate(SCHEMA, openapi.apply_defaults(SCHEMA, obj))
+            assert any(problem.startswith(f"{field}:") for problem in offline), (field, offline)
         # An unknown field under strict field validation (kubectl's default): refused while decoding.
         with pytest.raises(KubeApiError, match=r'unknown field "spec.componentz"') as unknown:
             p.create(p.fleet(componentz={}))
@@ -242,6 +252,7 @@ def test_invalid_resources_are_rejected_naming_the_field(tmp_path, kube_cluster,
         # Valid: the API server fills the schema's defaults, none on a key an environment overlay
         # sets (job.*, topic partitions): those stay unset so the overlay's value stands.
         created = p.create(p.fleet())
+        assert created["spec"] == openapi.apply_defaults(SCHEMA, p.fleet())["spec"]  # the offline defaults agree
         assert created["spec"]["jobs"]["alarms"] == {"enabled": True}
         assert "partitions" not in created["spec"]["topics"]
         assert created["spec"]["paused"] is False
