@@ -130,5 +130,10 @@ def test_epoch_heartbeats_and_seed_004_trips_are_read_not_dead_lettered(platform
     )
     assert rows(
         url,
-        "SELECT region_id, window_start, trips, revenue, avg_duration_s, avg_distance_km FROM trip_metrics ORDER BY 1",
+        "SELECT region_id, window_start, trips, revenue, avg_duration_s, avg_distance_km FROM trip_metrics"
+        " WHERE window_s = 300 ORDER BY 1",
     ) == [("region-csv", T0, 2, 21.5, 450.0, 4.5), ("region-json", T0, 2, 50.0, 1050.0, 11.0)]
+    # The 1-minute windows beside them (--trip-windows 60,300 by default) hold the same trips.
+    assert rows(
+        url, "SELECT region_id, sum(trips), sum(revenue) FROM trip_metrics WHERE window_s = 60 GROUP BY 1 ORDER BY 1"
+    ) == [("region-csv", 2, 21.5), ("region-json", 2, 50.0)]
