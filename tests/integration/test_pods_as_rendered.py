@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,7 @@ from contracts.topics import ALL_TOPICS
 from devstack.broker import Broker
 from devstack.ports import free_port, wait_until
 from devstack.postgres import SERVER_USER, _as_server_user, _bin_dir
+from tests.integration.operator_harness import helm_as, install_operator_chart
 from tests.support import grafana_config
 from tests.support.charts import ROOT, find, render_values
 from tests.support.pods import (
@@ -647,3 +649,64 @@ def test_grafana_model_refuses_what_grafana_refuses() -> None:
     }
     with pytest.raises(ValueError, match="more than one default"):
         grafana_config.check_datasources(two_defaults, {})
+
+
+# --- the operator: its chart installed on the local cluster, its pod's process run as the chart's
+# ServiceAccount --------------------------------------------------------------------------------------
+
+OPERATOR_READY_S = 90
+
+
+def operator_container(cluster, namespace: str, release: str, workdir: Path) -> LocalContainer:
+    """The installed Deployment's container (helm's own record of the manifest) through pods.py:
+    operator/Dockerfile's ENTRYPOINT with the rendered args, env (FLEET_OPERATOR_NAMESPACE from
+    the downward API), the /tmp emptyDir. The pod's in-cluster credentials -> a kubeconfig with a
+    TokenRequest token of the rendered ServiceAccount, so its RBAC is what the API server applies."""
+    docs = [
+        doc
+        for doc in yaml.safe_load_all(helm_as(cluster.kubeconfig, "get", "manifest", release, "-n", namespace))
+        if doc
+    ]
+    workload = find(docs, "Deployment")[0]
+    pod, spec = pod_of(workload, namespace)
+    context = PodContext(Objects(docs), pod, Endpoints(), workdir, workdir / "claims")
+    container = LocalContainer.build(IMAGES["operator"], LAYOUTS["operator"], spec, spec["containers"][0], context)
+    kubeconfig = cluster.service_account_kubeconfig(namespace, pod.service_account, workdir / "kubeconfig")
+    container.env["KUBECONFIG"] = str(kubeconfig)
+    container.substitutions.append(
+        f"in-cluster credentials of ServiceAccount {namespace}/{pod.service_account} -> KUBECONFIG={kubeconfig}"
+    )
+    return container
+
+
+def test_operator_pod_runs_as_rendered_with_peering(kube_cluster, kube, tmp_path: Path) -> None:
+    """charts/fleet-operator installed with the real helm as scripts/deploy.sh installs it (all
+    namespaces, peering on; only the ClusterKopfPeering's name is made unique, as the cluster is
+    shared by the session's tests), then the pod's process: its livenessProbe answers, kopf takes
+    part in the peering (its identity in the ClusterKopfPeering's status) and never pauses."""
+    namespace = f"op-pod-{uuid.uuid4().hex[:6]}"
+    kube.ensure_namespace(namespace)
+    release = install_operator_chart(kube_cluster, namespace)
+    container = operator_container(kube_cluster, namespace, release, tmp_path)
+    try:
+        assert f"--peering={release}" in container.argv and "--standalone" not in container.argv, container.argv
+        assert container.env["FLEET_OPERATOR_NAMESPACE"] == namespace
+        container.start()
+        container.wait_ready(OPERATOR_READY_S, probe="livenessProbe")
+
+        def peered() -> bool:
+            if not container.running():
+                raise AssertionError(container.describe())
+            peering = kube.get("kopf.dev/v1", "clusterkopfpeerings", None, release) or {}
+            return bool(peering.get("status"))
+
+        try:
+            wait_until(peered, OPERATOR_READY_S, f"kopf's identity in ClusterKopfPeering {release}", interval_s=0.5)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{container.describe()}") from None
+        log = container.log_path.read_text()
+        assert "Pausing" not in log, f"kopf paused:\n{container.describe()}"
+    finally:
+        container.stop()
+        helm_as(kube_cluster.kubeconfig, "uninstall", release, "-n", namespace, "--ignore-not-found")
+        kube.delete_namespace(namespace)
