@@ -147,7 +147,7 @@ def test_chart_provisions_every_dashboard_and_the_datasources() -> None:
     }
     provisioning = find(docs, "ConfigMap", "fleet-monitor-grafana-provisioning")[0]["data"]
     datasources = {d["uid"]: d for d in yaml.safe_load(provisioning["datasources.yaml"])["datasources"]}
-    assert datasources["fleet-timescaledb"]["jsonData"]["sslmode"] == "require"
+    assert datasources["fleet-timescaledb"]["jsonData"]["sslmode"] == "${DB_SSLMODE}"  # the database Secret's
     assert (
         datasources["fleet-timescaledb"]["secureJsonData"]["password"] == "${DB_PASSWORD}"
     )  # from the Secret, not values

@@ -17,7 +17,9 @@ Substitutions (each one is listed in the failure message of the container it app
   JobManager Service name -> 127.0.0.1; every container port -> a free loopback port.
 Third-party images whose program runs here get their rendered config checked by that program:
 Kafka's broker (KafkaConfig validation in `kafka-storage format`, then a start for dev's single
-broker) and PostgreSQL (every rendered -c parameter through `postgres -C`)."""
+broker) and PostgreSQL (every rendered -c parameter through `postgres -C`). Vector and Grafana do
+not run here: their rendered config goes through strict models of the real programs' field types
+(Grafana 12.2's: tests/support/grafana_config.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -39,6 +42,8 @@ from contracts.topics import ALL_TOPICS
 from devstack.broker import Broker
 from devstack.ports import free_port, wait_until
 from devstack.postgres import SERVER_USER, _as_server_user, _bin_dir
+from tests.integration.operator_harness import helm_as, install_operator_chart
+from tests.support import grafana_config
 from tests.support.charts import ROOT, find, render_values
 from tests.support.pods import (
     LAYOUTS,
@@ -62,9 +67,11 @@ FLINK_READY_S = 300
 CRD = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
 
 
-def releases(environment: str) -> list[model.Release]:
-    """The environment's releases with the values the operator installs them with."""
+def releases(environment: str, components: dict | None = None) -> list[model.Release]:
+    """The environment's releases with the values the operator installs them with; `components`
+    is merged over the FleetMonitor's spec.components, as a user would write it."""
     obj = yaml.safe_load((ROOT / f"environments/{environment}/fleetmonitor.yaml").read_text())
+    obj["spec"].setdefault("components", {}).update(components or {})
     spec = openapi.apply_defaults(openapi.version_schema(CRD), obj)["spec"]
     return [r for r in model.desired_releases(NAME, spec, ROOT / "charts", ROOT / "environments") if r.enabled]
 
@@ -72,13 +79,13 @@ def releases(environment: str) -> list[model.Release]:
 class Environment:
     """An environment's rendered releases: manifests per component, the namespace's objects."""
 
-    def __init__(self, environment: str, workdir: Path):
+    def __init__(self, environment: str, workdir: Path, components: dict | None = None):
         obj = yaml.safe_load((ROOT / f"environments/{environment}/fleetmonitor.yaml").read_text())
         self.namespace = obj["metadata"]["namespace"]
         workdir.mkdir(parents=True, exist_ok=True)
         self.docs = {
             r.component: render_values(r.name, r.chart, self.namespace, r.values, workdir)
-            for r in releases(environment)
+            for r in releases(environment, components)
         }
         self.objects = Objects([doc for docs in self.docs.values() for doc in docs])
         self.claims = workdir / "claims"
@@ -520,3 +527,186 @@ def test_vector_model_refuses_a_float_max_size() -> None:
     config = {"type": "disk", "max_size": 8.589934592e09, "when_full": "block"}
     with pytest.raises(ValidationError, match="max_size"):
         DiskBuffer.model_validate(config)
+
+
+# --- Grafana: no binary here; its rendered settings and provisioning through a strict model of
+# Grafana 12.2's own field types and checks (tests/support/grafana_config.py says which) ----------
+
+# dev and prod as deployed, and a FleetMonitor that turns the database's TLS off: Grafana must
+# follow the database's sslmode as the other clients (database-url) do.
+GRAFANA_CASES = {
+    "dev": ("dev", None),
+    "prod": ("prod", None),
+    "prod-tls-off": ("prod", {"timescaledb": {"values": {"tls": {"enabled": False}}}}),
+}
+
+
+class GrafanaPod:
+    """The rendered grafana container: its env (from the rendered Secrets), mounts and files."""
+
+    def __init__(self, env: Environment):
+        workload = env.workload("grafana", "Deployment")
+        self.pod, self.spec = pod_of(workload, env.namespace)
+        self.container = self.spec["containers"][0]
+        self.env = container_env(self.container, env.objects, self.pod)
+        self.objects = env.objects
+        self.volumes = {v["name"]: v for v in self.spec.get("volumes") or []}
+        self.mounts = {m["mountPath"]: m for m in self.container.get("volumeMounts") or []}
+
+    def files_under(self, directory: str) -> dict[str, str]:
+        """mount path -> content of each ConfigMap file mounted in `directory` (Grafana reads every
+        *.yaml there)."""
+        files = {}
+        for path, mount in self.mounts.items():
+            volume = self.volumes[mount["name"]]
+            if path.rsplit("/", 1)[0] == directory and "configMap" in volume and mount.get("subPath"):
+                files[path] = self.objects.configmaps[volume["configMap"]["name"]][mount["subPath"]]
+        return files
+
+    def directory(self, path: str) -> dict[str, str]:
+        """The files of the ConfigMap volume mounted at `path`."""
+        mount = self.mounts.get(path)
+        assert mount is not None, f"{path} is not a mount of the grafana container (mounts: {sorted(self.mounts)})"
+        volume = self.volumes[mount["name"]]
+        assert "configMap" in volume and not mount.get("subPath"), f"{path}: not a ConfigMap directory"
+        return self.objects.configmaps[volume["configMap"]["name"]]
+
+    def writable(self, path: str) -> bool:
+        """On a read-only root filesystem, only what a writable volume holds can be written."""
+        if not self.container.get("securityContext", {}).get("readOnlyRootFilesystem"):
+            return True
+        holders = [p for p in self.mounts if path == p or path.startswith(p.rstrip("/") + "/")]
+        return bool(holders) and not self.mounts[max(holders, key=len)].get("readOnly")
+
+
+@pytest.mark.parametrize("case", list(GRAFANA_CASES))
+def test_grafana_config_has_grafanas_field_types(case: str, tmp_path: Path) -> None:
+    """The grafana pod's GF_* settings, datasource and dashboard provisioning files as Grafana 12.2
+    reads them (a strict stand-in for the program: grafana_config says which rules and where
+    Grafana applies them); the PostgreSQL datasource reaches the database the way its Secret says."""
+    environment, components = GRAFANA_CASES[case]
+    env = Environment(environment, tmp_path, components)
+    pod = GrafanaPod(env)
+    settings = grafana_config.settings(pod.env)
+    port = int(settings["server", "http_port"])
+    assert {p["containerPort"] for p in pod.container["ports"] if p["name"] == "http"} == {port}
+    for kind in ("readinessProbe", "livenessProbe"):
+        assert pod.container[kind]["httpGet"] == {"path": "/api/health", "port": "http"}, kind
+    for key in ("data", "logs", "plugins"):
+        assert pod.writable(settings["paths", key]), f"[paths] {key} {settings['paths', key]} is not writable"
+
+    provisioning = settings["paths", "provisioning"]
+    datasource_files = pod.files_under(f"{provisioning}/datasources")
+    assert datasource_files, f"no datasource file mounted in {provisioning}/datasources"
+    variables = {**grafana_config.IMAGE_ENV, **pod.env}
+    sources = [
+        source
+        for text in datasource_files.values()
+        for source in grafana_config.check_datasources(yaml.safe_load(text), variables).datasources
+    ]
+    secret = env.objects.secrets[f"{NAME}-timescaledb"]
+    postgres = [s for s in sources if s.type in grafana_config.POSTGRES_TYPES]
+    assert len(postgres) == 1, [s.name for s in sources]
+    jsondata = grafana_config.PostgresJsonData.model_validate(postgres[0].jsonData)
+    assert grafana_config.postgres_host_port(postgres[0].url) == (secret["host"], int(secret["port"]))
+    assert (postgres[0].user, jsondata.database) == (secret["username"], secret["database"])
+    assert jsondata.sslmode == secret["sslmode"], (
+        f"Grafana connects with sslmode={jsondata.sslmode}, the database serves sslmode={secret['sslmode']}"
+    )
+
+    for text in pod.files_under(f"{provisioning}/dashboards").values():
+        for provider in grafana_config.check_providers(yaml.safe_load(text)).providers:
+            files = pod.directory(provider.options.path)
+            dashboards = [grafana_config.Dashboard.model_validate_json(files[n]) for n in files if n.endswith(".json")]
+            uids = [d.uid for d in dashboards]
+            assert dashboards and len(set(uids)) == len(uids), f"{provider.name}: dashboards {uids}"
+
+
+def test_grafana_model_refuses_what_grafana_refuses() -> None:
+    with pytest.raises(ValueError, match="GF_ANALYTICS_REPORTING_ENABLED='no'"):
+        grafana_config.settings({"GF_ANALYTICS_REPORTING_ENABLED": "no"})
+    with pytest.raises(ValueError, match="GF_ANALYTICS_REPORTNG_ENABLED: no Grafana"):
+        grafana_config.settings({"GF_ANALYTICS_REPORTNG_ENABLED": "false"})
+    with pytest.raises(ValueError, match="GF_SERVER_HTTP_PORT"):
+        grafana_config.settings({"GF_SERVER_HTTP_PORT": "3000.0"})
+    good = {"database": "fleet", "sslmode": "require", "maxOpenConns": 10, "postgresVersion": 1600}
+    grafana_config.PostgresJsonData.model_validate(good)
+    for field, bad in (
+        ("maxOpenConns", "10"),
+        ("maxOpenConns", 10.5),
+        ("sslmode", "required"),
+        ("timescaledb", "true"),
+    ):
+        with pytest.raises(ValidationError, match=field):
+            grafana_config.PostgresJsonData.model_validate({**good, field: bad})
+    with pytest.raises(ValidationError, match="uid"):
+        grafana_config.Datasource.model_validate({"name": "x", "type": "prometheus", "uid": "fleet prometheus"})
+    with pytest.raises(ValueError, match=r"strconv\.Atoi"):
+        grafana_config.postgres_host_port("db.svc:")
+    two_defaults = {
+        "apiVersion": 1,
+        "datasources": [{"name": n, "type": "prometheus", "uid": n, "isDefault": True} for n in ("a", "b")],
+    }
+    with pytest.raises(ValueError, match="more than one default"):
+        grafana_config.check_datasources(two_defaults, {})
+
+
+# --- the operator: its chart installed on the local cluster, its pod's process run as the chart's
+# ServiceAccount --------------------------------------------------------------------------------------
+
+OPERATOR_READY_S = 90
+
+
+def operator_container(cluster, namespace: str, release: str, workdir: Path) -> LocalContainer:
+    """The installed Deployment's container (helm's own record of the manifest) through pods.py:
+    operator/Dockerfile's ENTRYPOINT with the rendered args, env (FLEET_OPERATOR_NAMESPACE from
+    the downward API), the /tmp emptyDir. The pod's in-cluster credentials -> a kubeconfig with a
+    TokenRequest token of the rendered ServiceAccount, so its RBAC is what the API server applies."""
+    docs = [
+        doc
+        for doc in yaml.safe_load_all(helm_as(cluster.kubeconfig, "get", "manifest", release, "-n", namespace))
+        if doc
+    ]
+    workload = find(docs, "Deployment")[0]
+    pod, spec = pod_of(workload, namespace)
+    context = PodContext(Objects(docs), pod, Endpoints(), workdir, workdir / "claims")
+    container = LocalContainer.build(IMAGES["operator"], LAYOUTS["operator"], spec, spec["containers"][0], context)
+    kubeconfig = cluster.service_account_kubeconfig(namespace, pod.service_account, workdir / "kubeconfig")
+    container.env["KUBECONFIG"] = str(kubeconfig)
+    container.substitutions.append(
+        f"in-cluster credentials of ServiceAccount {namespace}/{pod.service_account} -> KUBECONFIG={kubeconfig}"
+    )
+    return container
+
+
+def test_operator_pod_runs_as_rendered_with_peering(kube_cluster, kube, tmp_path: Path) -> None:
+    """charts/fleet-operator installed with the real helm as scripts/deploy.sh installs it (all
+    namespaces, peering on; only the ClusterKopfPeering's name is made unique, as the cluster is
+    shared by the session's tests), then the pod's process: its livenessProbe answers, kopf takes
+    part in the peering (its identity in the ClusterKopfPeering's status) and never pauses."""
+    namespace = f"op-pod-{uuid.uuid4().hex[:6]}"
+    kube.ensure_namespace(namespace)
+    release = install_operator_chart(kube_cluster, namespace)
+    container = operator_container(kube_cluster, namespace, release, tmp_path)
+    try:
+        assert f"--peering={release}" in container.argv and "--standalone" not in container.argv, container.argv
+        assert container.env["FLEET_OPERATOR_NAMESPACE"] == namespace
+        container.start()
+        container.wait_ready(OPERATOR_READY_S, probe="livenessProbe")
+
+        def peered() -> bool:
+            if not container.running():
+                raise AssertionError(container.describe())
+            peering = kube.get("kopf.dev/v1", "clusterkopfpeerings", None, release) or {}
+            return bool(peering.get("status"))
+
+        try:
+            wait_until(peered, OPERATOR_READY_S, f"kopf's identity in ClusterKopfPeering {release}", interval_s=0.5)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{container.describe()}") from None
+        log = container.log_path.read_text()
+        assert "Pausing" not in log, f"kopf paused:\n{container.describe()}"
+    finally:
+        container.stop()
+        helm_as(kube_cluster.kubeconfig, "uninstall", release, "-n", namespace, "--ignore-not-found")
+        kube.delete_namespace(namespace)

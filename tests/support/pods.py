@@ -384,6 +384,8 @@ class LocalContainer:
         for port, local in self.ports.values():
             if localized == str(port):  # a port given as its own argument or value
                 localized = str(local)
+            # A listen address on every interface with one of its own ports (--liveness=http://0.0.0.0:8081/...)
+            localized = re.sub(rf"(?<=0\.0\.0\.0:){port}(?!\d)", str(local), localized)
         if localized != value:
             self.substitutions.append(f"{where}: {value!r} -> {localized!r}")
         return localized
