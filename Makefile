@@ -50,7 +50,7 @@ test-operator: setup-kube ## operator tests: unit, then kopf on the local cluste
 bench-operator: setup-kube ## FleetMonitor create -> Ready vs bare helm --wait; unchanged reconciles vs helm list (ARGS=--quick)
 	@$(PY) -m tests.bench.bench_operator $(ARGS)
 
-cluster: setup-kube ## start a local Kubernetes cluster (real control plane, kwok nodes) and print its KUBECONFIG
+cluster: setup-kube ## start a local Kubernetes cluster (real control plane, kwok nodes; the operator's pods run as local processes) and print its KUBECONFIG
 	@$(PY) -m devstack.kube up $(ARGS)
 
 cluster-down: setup ## stop the local cluster and remove everything it made
