@@ -29,7 +29,7 @@ from api.security import hash_token, parse_api_keys
 from api.settings import Settings
 from devstack.ports import free_port, wait_until
 from storage.migrate import migrate_up
-from tests.integration.test_api import TOKEN, seed
+from tests.support.api_seed import TOKEN, seed
 
 pytestmark = pytest.mark.integration
 
