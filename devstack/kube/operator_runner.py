@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from devstack.dockerfile import parse_dockerfile
 from devstack.kube.cluster import TOOLS
 from devstack.ports import free_port
 from devstack.processes import REPO
@@ -37,9 +38,8 @@ POLL_S = 2.0
 
 
 def entrypoint(dockerfile: Path = DOCKERFILE) -> list[str]:
-    """The image's ENTRYPOINT (exec form), its `python` this machine's interpreter."""
-    (line,) = [line for line in dockerfile.read_text().splitlines() if line.startswith("ENTRYPOINT ")]
-    command = json.loads(line.removeprefix("ENTRYPOINT "))
+    """The image's ENTRYPOINT, its `python` this machine's interpreter."""
+    command = parse_dockerfile(dockerfile).entrypoint
     return [sys.executable if command[0] == "python" else command[0], *command[1:]]
 
 

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.topics import ALL_TOPICS
 from devstack.broker import Broker
+from devstack.dockerfile import Image, parse_dockerfile
 from devstack.ports import free_port, wait_until
 from devstack.postgres import SERVER_USER, _as_server_user, _bin_dir
 from tests.integration.operator_harness import helm_as, install_operator_chart
@@ -49,14 +50,12 @@ from tests.support.pods import (
     LAYOUTS,
     VENV,
     Endpoints,
-    Image,
     ImageLayout,
     LocalContainer,
     Objects,
     PodContext,
     container_env,
     flink_entrypoint,
-    parse_dockerfile,
     pod_of,
 )
 
