@@ -1,11 +1,12 @@
-"""`make run`: the whole platform on this machine, no cluster. Starts, in order: an Apache Kafka
-broker (KRaft), PostgreSQL (the server DATABASE_URL names, else a private one; a fresh database
-per run), the migrations, the loader (the jobs' output topics -> the database), the alert shipper
-(alerts topic -> alarm_events, as Vector does in Kubernetes), the Flink jobs as the chart runs
-them (a JobManager in application mode and a TaskManager), the API, the fleet simulator
-(producing to Kafka) and a Prometheus that scrapes all of them and evaluates the charts' alert
-rules. Prints the URLs and a live summary, and stops everything in reverse order
-on Ctrl-C, SIGTERM or the end of --duration. Logs: .local-run/<timestamp>/logs/.
+"""`make run`: the whole platform on this machine, no cluster. Starts, in stages, each stage's
+services at once: an Apache Kafka broker (KRaft) and PostgreSQL (the server DATABASE_URL names,
+else a private one; a fresh database per run); then the Flink jobs as the chart runs them (a
+JobManager in application mode and a TaskManager) beside the migrations; then the loader (the
+jobs' output topics -> the database), the alert shipper (alerts topic -> alarm_events, as Vector
+does in Kubernetes) and the API; then the fleet simulator (producing to Kafka) and a Prometheus
+that scrapes all of them and evaluates the charts' alert rules. Prints the URLs, when the first
+reading is stored and a live summary, and stops everything in reverse order on Ctrl-C, SIGTERM
+or the end of --duration. Logs: .local-run/<timestamp>/logs/.
 
     python -m devstack.run --duration 120 --rate 200
 """
@@ -17,6 +18,7 @@ import logging
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from contracts.topics import ALL_TOPICS
@@ -38,7 +40,7 @@ log = logging.getLogger("devstack.run")
 
 
 class Service(Protocol):
-    """One local service: started in order, stopped in reverse."""
+    """One local service: started after the stages before it, stopped in reverse."""
 
     name: str
 
@@ -64,23 +66,40 @@ class BrokerService:
 
 
 class LocalPlatform:
-    """Starts services in order and always stops the started ones in reverse, even when a later
-    one fails to start."""
+    """Starts services stage by stage, the services of one stage at once (each in a thread), and
+    always stops the started ones in reverse, even when a later one fails to start. A stage is one
+    service or a tuple of services that need only earlier stages: the Flink cluster, the slowest to
+    come up, starts beside the migrations as soon as the broker runs, not after everything else."""
 
-    def __init__(self, services: list[Service]):
-        self.services = services
+    def __init__(self, stages: list[Service | tuple[Service, ...]]):
+        self.stages = [stage if isinstance(stage, tuple) else (stage,) for stage in stages]
         self._started: list[Service] = []
 
     def __enter__(self) -> LocalPlatform:
         try:
-            for service in self.services:
-                log.info("starting", extra={"service": service.name})
-                service.start()
-                self._started.append(service)
+            for stage in self.stages:
+                self._start_stage(stage)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_stage(self, stage: tuple[Service, ...]) -> None:
+        def start(service: Service) -> Service:
+            log.info("starting", extra={"service": service.name})
+            service.start()
+            return service
+
+        with ThreadPoolExecutor(len(stage), thread_name_prefix="start") as pool:
+            futures = [pool.submit(start, service) for service in stage]
+        failures = []
+        for service, future in zip(stage, futures, strict=True):
+            if future.exception() is None:
+                self._started.append(service)
+            else:
+                failures.append(future.exception())
+        if failures:
+            raise failures[0]
 
     def __exit__(self, *exc) -> None:
         self.stop()
@@ -156,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     shipper = AlertShipperService(bootstrap, postgres)
     prometheus = PrometheusService(run.prometheus, run.logs, [jobs, loader, shipper, api, sim])
-    services = [broker, postgres, MigrationsService(postgres), loader, shipper, jobs, api, sim, prometheus]
+    stages = [(broker, postgres), (jobs, MigrationsService(postgres)), (loader, shipper, api), (sim, prometheus)]
     try:
-        with LocalPlatform(services):
+        with LocalPlatform(stages):
             say(f"API: {api.url}  (docs {api.url}/docs, alarms {api.url}/alarms, fleet {api.url}/fleet)")
             say(f"API key for this run: {api.token}  (e.g. {api.curl_example()})")
             say(f"broker: {broker.broker.bootstrap}  database: {postgres.url}")
@@ -181,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 def watch(args, stop: threading.Event, *, duration, started, jobs, sim, summary) -> int:
     """Print the live summary until Ctrl-C, --duration or a failed service."""
     deadline = started + duration if duration else None
-    ready_at = None
+    ready_at = first_reading_at = None
     while True:
         timeout = args.summary_interval if deadline is None else min(args.summary_interval, deadline - time.monotonic())
         if stop.wait(max(timeout, 0)) or (deadline and time.monotonic() >= deadline):
@@ -198,11 +217,14 @@ def watch(args, stop: threading.Event, *, duration, started, jobs, sim, summary)
         if ready_at is None:
             state = (
                 f"waiting for the jobs: planning the Flink job, {time.monotonic() - jobs.started_at:.0f} s"
-                " (the simulator starts with them)"
+                " (the events wait in Kafka)"
             )
         else:
             state = "running"
         text, fields = summary.line(state)
+        if first_reading_at is None and fields["readings"]:
+            first_reading_at = time.monotonic()
+            say(f"first reading stored {first_reading_at - started:.0f} s after start")
         log.info("live summary", extra=fields)
         say(text)
 

@@ -15,6 +15,7 @@ from devstack.flink_rest import events_read
 QUERY = """
 SELECT (SELECT COALESCE(sum(records), 0)::bigint FROM loader_offsets WHERE topic = %(readings)s),
        (SELECT count(*) FROM alarms WHERE status <> 'cleared'),
+       (SELECT count(*) FROM alarms),
        (SELECT count(*) FROM dead_letters),
        (SELECT COALESCE(sum(records), 0)::bigint FROM loader_offsets),
        (SELECT extract(epoch FROM now() - max(last_seen))::float FROM source_state)
@@ -27,6 +28,7 @@ class Snapshot:
     generated: int
     readings: int
     open_alarms: int
+    alarms: int
     dead_letters: int
     loaded: int
     lag_s: float | None
@@ -45,11 +47,11 @@ class Summary:
 
     def snapshot(self) -> Snapshot:
         with psycopg.connect(self.database_url, connect_timeout=5) as conn:
-            readings, open_alarms, dead, loaded, lag = conn.execute(
+            readings, open_alarms, alarms, dead, loaded, lag = conn.execute(
                 QUERY, {"readings": STORE_TOPICS["readings"]}
             ).fetchone()
         read = events_read(self.jobs_rest_url) if self.jobs_rest_url else None
-        return Snapshot(time.monotonic(), self.stats.sent, readings, open_alarms, dead, loaded, lag, read)
+        return Snapshot(time.monotonic(), self.stats.sent, readings, open_alarms, alarms, dead, loaded, lag, read)
 
     def line(self, jobs_state: str) -> tuple[str, dict]:
         now = self.snapshot()
@@ -62,7 +64,7 @@ class Summary:
         lag = f"{now.lag_s:.1f} s" if now.lag_s is not None else "-"
         text = (
             f"in {in_rate:,.0f} ev/s ({now.generated:,} total) | jobs read {read} | {out_rate:,.0f} readings/s "
-            f"({now.readings:,}) | open alarms {now.open_alarms} | dead letters {now.dead_letters} "
+            f"({now.readings:,}) | alarms {now.alarms} ({now.open_alarms} open) | dead letters {now.dead_letters} "
             f"| lag {lag} | jobs {jobs_state}"
         )
         fields = {
@@ -73,6 +75,7 @@ class Summary:
             "readings_per_s": round(out_rate, 1),
             "readings": now.readings,
             "open_alarms": now.open_alarms,
+            "alarms": now.alarms,
             "dead_letters": now.dead_letters,
             "records_loaded": now.loaded,
             "lag_s": now.lag_s,

@@ -161,9 +161,8 @@ def _measure(work: RunDir, rate: float, warmup: float, seconds: float) -> dict:
 
     jobs, api = JobsService(work, bootstrap), ApiService(work, postgres)
     started = time.monotonic()
-    services = [broker, postgres, MigrationsService(postgres), LoaderService(work, bootstrap, postgres)]
-    services += [AlertShipperService(bootstrap, postgres), jobs, api]
-    with LocalPlatform(services):
+    loader, shipper = LoaderService(work, bootstrap, postgres), AlertShipperService(bootstrap, postgres)
+    with LocalPlatform([(broker, postgres), (jobs, MigrationsService(postgres)), (loader, shipper, api)]):
         jobs.wait_submitted()
         startup_s = time.monotonic() - started
         print(

@@ -89,8 +89,8 @@ def run(tmp_path_factory) -> Iterator[Run]:
     loader, shipper = LoaderService(rundir, bootstrap, postgres), AlertShipperService(bootstrap, postgres)
     sim = SimulatorService(lambda: Simulator(config), lambda: KafkaSink(bootstrap()))
     prometheus = PrometheusService(rundir.prometheus, rundir.logs, [jobs, loader, shipper, api, sim])
-    services = [broker, postgres, MigrationsService(postgres), loader, shipper, jobs, api, prometheus]
-    with LocalPlatform(services):
+    stages = [(broker, postgres), (jobs, MigrationsService(postgres)), (loader, shipper, api), prometheus]
+    with LocalPlatform(stages):
         jobs.wait_submitted(BOUND_S)
         sim.start()
         try:

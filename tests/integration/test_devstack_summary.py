@@ -41,11 +41,7 @@ def test_summary_counts_what_the_loader_merged_and_rates_the_difference(pg_url):
     _loaded(pg_url, "readings", 1, 600)
     time.sleep(0.2)
     text, second = summary.line("running")
-    assert (second["readings"], second["records_loaded"], second["open_alarms"], second["dead_letters"]) == (
-        900,
-        907,
-        0,
-        0,
-    )
+    counts = ("readings", "records_loaded", "alarms", "open_alarms", "dead_letters")
+    assert tuple(second[name] for name in counts) == (900, 907, 0, 0, 0)
     assert second["events_in_per_s"] > 0 and second["readings_per_s"] > second["events_in_per_s"]  # 600 vs 100
-    assert "jobs read -" in text and "jobs running" in text
+    assert "jobs read -" in text and "alarms 0 (0 open)" in text and "jobs running" in text
