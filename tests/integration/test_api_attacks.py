@@ -396,12 +396,14 @@ async def test_a_fleet_key_sees_what_that_fleet_alone_holds_on_every_route(fleet
     assert not unobserved, f"no other fleet's data seen on these routes (seed some): {unobserved}"
 
 
-def mutations(app) -> list[str]:
-    """URL templates of every route that changes something (the route table's POST/PUT/PATCH/DELETE)."""
+def mutations(app) -> list[tuple[str, str]]:
+    """(method, URL template) of every route that changes something (POST/PUT/PATCH/DELETE)."""
+    changing = {"POST", "PUT", "PATCH", "DELETE"}
     return sorted(
-        route.path
+        (method, route.path)
         for route in served_routes(app)
-        if getattr(route, "dependant", None) and route.methods & {"POST", "PUT", "PATCH", "DELETE"}
+        if getattr(route, "dependant", None)
+        for method in route.methods & changing
     )
 
 
@@ -415,15 +417,15 @@ def alarm_row(url: str, alert_id: str) -> tuple:
 async def test_read_keys_and_other_fleets_keys_cannot_change_alarms(fleet_apps, pg_url):
     full = fleet_apps["all"]
     changing = mutations(fleet_apps["app"])
-    assert {"/alarms/{alert_id}/acknowledge", "/alarms/{alert_id}/clear"} <= set(changing)
-    for template in changing:
+    assert {("POST", "/alarms/{alert_id}/acknowledge"), ("POST", "/alarms/{alert_id}/clear")} <= set(changing)
+    for method, template in changing:
         own, other = (template.replace("{alert_id}", alert_id) for alert_id in ("a4", "a1"))  # fleet-a's, fleet-b's
         before = alarm_row(pg_url, "a4"), alarm_row(pg_url, "a1")
-        refused = await full.post(own, headers=bearer(READER_TOKEN))
+        refused = await full.request(method, own, headers=bearer(READER_TOKEN))
         assert refused.status_code == 403, (own, refused.text)
         assert "role operate or admin" in refused.json()["detail"] and "role is read" in refused.json()["detail"]
         assert_request_id(refused)
-        hidden = await full.post(other, headers=bearer(SCOPED["fleet-a"]), json={"note": "not mine"})
+        hidden = await full.request(method, other, headers=bearer(SCOPED["fleet-a"]), json={"note": "not mine"})
         assert hidden.status_code == 404, (other, hidden.text)  # as if it did not exist: nothing revealed
         assert hidden.json()["detail"] == "alarm 'a1' not found"  # what a missing alarm gets
         assert (alarm_row(pg_url, "a4"), alarm_row(pg_url, "a1")) == before, template  # unchanged, no audit row
