@@ -1,6 +1,8 @@
 """The API key check, one FastAPI dependency (`require_key`) that every protected operation
 declares first, so a request without a valid key is refused before any database work. It
 answers the caller's ApiKey: what a key may see or do (its fleets, its role) is decided from it.
+`require_role` adds the role check (403 naming the role needed); `Scope` is the fleets a read may
+see, for every query's fleet filter (api.scope).
 
 Reads need a key unless API_READ_AUTH=false (api.app then leaves it off the read routers);
 mutations always do. Both schemes show in the OpenAPI document, on exactly the operations that
@@ -16,7 +18,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from api.security import ApiKey, identify
+from api.security import ApiKey, Role, identify
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
@@ -42,12 +44,29 @@ async def _caller(
     return key
 
 
-async def require_key(caller: Annotated[ApiKey | None, Depends(_caller)]) -> ApiKey:
+async def require_key(request: Request, caller: Annotated[ApiKey | None, Depends(_caller)]) -> ApiKey:
     if caller is None:
         raise HTTPException(401, "an API key is required (Authorization: Bearer or X-API-Key)", headers=_CHALLENGE)
+    # For api.scope, which must not declare the security schemes itself: an open read (API_READ_AUTH
+    # =false) then carries none in the OpenAPI document and resolves none per request.
+    request.state.api_key = caller
     return caller
+
+
+def require_role(role: Role):
+    """A dependency: the caller's key, refused with 403 unless its role includes `role`."""
+    allowed = " or ".join(r.value for r in Role if r.includes(role))
+
+    async def check(caller: Annotated[ApiKey, Depends(require_key)]) -> ApiKey:
+        if not caller.may(role):
+            raise HTTPException(403, f"this needs an API key with role {allowed}; this key's role is {caller.role}")
+        return caller
+
+    return check
 
 
 KEY_REQUIRED = [Depends(require_key)]  # `dependencies=` of a protected router or operation
 Caller = Annotated[ApiKey, Depends(require_key)]
-Writer = Caller
+_operate = require_role(Role.OPERATE)
+OPERATE_REQUIRED = [Depends(_operate)]  # first in `dependencies=`: checked before a connection is borrowed
+Operator = Annotated[ApiKey, Depends(_operate)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from contracts.records import AlertSeverity, AlertStatus, AlertType
 
@@ -28,6 +28,27 @@ class Alarm(BaseModel):
     message: str
     acknowledged_at: datetime | None
     acknowledged_by: str | None
+    cleared_by: str | None  # the key that cleared it by hand; None when the pipeline cleared it
+
+
+class AlarmAction(BaseModel):
+    """Optional body of an acknowledge or clear."""
+
+    # No NUL: PostgreSQL text cannot hold one (a DataError, a 500, before this was checked).
+    note: str | None = Field(default=None, max_length=500, pattern=r"^[^\x00]*$")
+
+
+class AuditEntry(BaseModel):
+    action: Literal["acknowledge", "clear"]
+    key_name: str  # the API key's name: who
+    fleet_id: str
+    at: datetime
+    note: str | None
+
+
+class AlarmAudit(BaseModel):
+    alert_id: str
+    items: list[AuditEntry]  # oldest first
 
 
 class AlarmPage(BaseModel):

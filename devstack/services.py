@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from api.security import hash_token, new_token
+from api.security import Role, key_entry, new_token
 from devstack.alert_shipper import AlertShipper
 from devstack.ports import free_port
 from devstack.postgres import PrivatePostgres, postgres_url
@@ -24,6 +24,7 @@ from devstack.processes import Subprocess
 
 log = logging.getLogger("devstack.services")
 LOCAL_KEY_NAME = "make-run"  # the API key's name in a local run (acknowledged_by shows it)
+LOCAL_KEY_ROLE = Role.ADMIN  # the local run's one key may do everything, on every fleet
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -225,8 +226,9 @@ class LoaderService(Subprocess):
 
 
 class ApiService(Subprocess):
-    """The API as deployed: authenticated by default, with a key made for this run (its token in
-    `token`, `headers` ready to send; only its hash reaches the API, as in the chart)."""
+    """The API as deployed: authenticated by default, with an admin key for every fleet made for
+    this run (its token in `token`, `headers` ready to send; only its hash reaches the API, as in
+    the chart)."""
 
     chart = "api"
 
@@ -253,7 +255,7 @@ class ApiService(Subprocess):
             "--database-url",
             self.postgres.url,
         ]
-        env = {**os.environ, "API_KEYS": f"{LOCAL_KEY_NAME}:{hash_token(self.token)}"}
+        env = {**os.environ, "API_KEYS": key_entry(LOCAL_KEY_NAME, self.token, LOCAL_KEY_ROLE, None)}
         env.pop("API_KEYS_FILE", None)
         env.pop("API_READ_AUTH", None)  # the run is authenticated, whatever the calling shell says
         super().start(env=env)

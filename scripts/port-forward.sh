@@ -45,6 +45,6 @@ for job in aggregates alarms inactivity kpis; do
   forward "$name-job-$job" "$flink" "Flink UI ($job)" "-rest"; flink=$((flink + 1))
 done
 echo "Grafana credentials: user and password in Secret $name-grafana-admin: kubectl get secret $name-grafana-admin -n $namespace -o jsonpath='{.data.admin-password}' | base64 -d"
-echo "API key (reads need one): TOKEN=\$(kubectl get secret $name-api-keys -n $namespace -o jsonpath='{.data.token}' | base64 -d); curl -H \"Authorization: Bearer \$TOKEN\" http://localhost:${API_PORT:-8000}/fleet"
+echo "API key (reads need one): TOKEN=\$(kubectl get secret $name-api-admin-token -n $namespace -o jsonpath='{.data.token}' | base64 -d); curl -H \"Authorization: Bearer \$TOKEN\" http://localhost:${API_PORT:-8000}/fleet"
 echo "Ctrl-C stops the forwards."
 wait

@@ -61,9 +61,11 @@ def _spec(table: str, columns: str, key: str, newest_first: str = "", update_whe
 
 _ALARM_COLUMNS = "alert_id alert_type severity status source_id fleet_id first_seen last_seen cleared_at count value threshold message"
 # An alarm only moves forward: a higher count, or the clearing of the same count. A person's
-# acknowledgement survives updates; only clearing replaces it.
+# acknowledgement survives updates; only clearing replaces it. A person's clear (cleared_by, the
+# API's) does not: once the pipeline moves the alarm on, its state is the pipeline's.
 _ALARM_UPSERT = (
     "DO UPDATE SET severity = excluded.severity, last_seen = excluded.last_seen, cleared_at = excluded.cleared_at, "
+    "cleared_by = NULL, "
     "count = excluded.count, value = excluded.value, threshold = excluded.threshold, message = excluded.message, "
     "status = CASE WHEN excluded.status = 'cleared' THEN 'cleared' "
     "WHEN alarms.status = 'acknowledged' THEN 'acknowledged' ELSE excluded.status END, updated_at = now() "

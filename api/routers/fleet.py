@@ -1,4 +1,6 @@
-"""Fleet status: every vehicle/device with last seen, status and open alarms; one source's detail."""
+"""Fleet status: every vehicle/device with last seen, status and open alarms; one source's detail.
+Sources and the alarms counted with them are limited to the key's fleets (api.scope); a source of
+another fleet is a 404, as one that does not exist."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from api.db import Db
 from api.models import FleetPage, FleetSource, FleetSummary, SourceDetail, SourceStatus
 from api.params import Cursor, Limit, OptionalId, SourceId, decode_cursor, encode_cursor
 from api.routers.alarms import ALARM_COLUMNS
+from api.scope import FleetScope, Scope
 
 router = APIRouter(prefix="/fleet", tags=["fleet"])
 Kind = Literal["vehicle", "building_device", "device"]
@@ -29,7 +32,8 @@ FROM (
              OR s.last_seen < now() - make_interval(secs => %(stale_s)s) AS inactive
     FROM source_state s LEFT JOIN device_inactivity d ON d.device_id = s.source_id
     CROSS JOIN LATERAL (  -- counted once per row; as a scalar subquery the status CASE counted again
-        SELECT count(*) AS open_alarms FROM alarms a WHERE a.source_id = s.source_id AND a.status <> 'cleared'
+        SELECT count(*) AS open_alarms FROM alarms a
+        WHERE a.source_id = s.source_id AND a.status <> 'cleared' AND {alarm_scope}
     ) o
     WHERE {where}
 ) sources
@@ -44,13 +48,19 @@ _ITEM_FIELDS = ", ".join(FleetSource.model_fields)
 _PAGE = f"SELECT source_id, to_json(item)::text FROM (SELECT {_ITEM_FIELDS} FROM ({{rows}}) page_rows) item"
 
 
-def _sources(where: sql.Composable, detail: bool = False) -> sql.Composed:
-    return sql.SQL(_SOURCES).format(where=where, detail=sql.SQL("last_schema, latest, " if detail else ""))
+def _sources(scope: Scope, where: sql.Composable, detail: bool = False) -> sql.Composed:
+    return sql.SQL(_SOURCES).format(
+        where=sql.SQL(" AND ").join([scope.where("s.fleet_id"), where]),
+        alarm_scope=scope.where("a.fleet_id"),
+        detail=sql.SQL("last_schema, latest, " if detail else ""),
+    )
 
 
-def _filters(kind: str | None, fleet_id: str | None, site_id: str | None) -> tuple[list[sql.Composable], dict]:
+def _filters(
+    scope: Scope, kind: str | None, fleet_id: str | None, site_id: str | None
+) -> tuple[list[sql.Composable], dict]:
     conditions: list[sql.Composable] = [sql.SQL("true")]
-    params: dict = {"kind": kind, "fleet_id": fleet_id, "site_id": site_id}
+    params: dict = {**scope.params, "kind": kind, "fleet_id": fleet_id, "site_id": site_id}
     for column in ("kind", "fleet_id", "site_id"):
         if params[column] is not None:
             conditions.append(sql.SQL("s.{} = %({})s").format(sql.Identifier(column), sql.SQL(column)))
@@ -61,6 +71,7 @@ def _filters(kind: str | None, fleet_id: str | None, site_id: str | None) -> tup
 async def list_sources(
     request: Request,
     db: Db,
+    scope: FleetScope,
     *,
     kind: Kind | None = None,
     fleet_id: OptionalId = None,
@@ -69,11 +80,11 @@ async def list_sources(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Response:
-    conditions, params = _filters(kind, fleet_id, site_id)
+    conditions, params = _filters(scope, kind, fleet_id, site_id)
     if cursor:
         (params["after"],) = decode_cursor(cursor, (str,))
         conditions.append(sql.SQL("s.source_id > %(after)s"))
-    query = _sources(sql.SQL(" AND ").join(conditions))
+    query = _sources(scope, sql.SQL(" AND ").join(conditions))
     if status:
         query += sql.SQL(
             " WHERE CASE WHEN inactive THEN 'inactive' WHEN open_alarms > 0 THEN 'alarm' ELSE 'ok' END = %(status)s"
@@ -90,11 +101,17 @@ async def list_sources(
 
 @router.get("/summary", response_model=FleetSummary, summary="Counts of sources by status and kind")
 async def summary(
-    request: Request, db: Db, kind: Kind | None = None, fleet_id: OptionalId = None, site_id: OptionalId = None
+    request: Request,
+    db: Db,
+    scope: FleetScope,
+    *,
+    kind: Kind | None = None,
+    fleet_id: OptionalId = None,
+    site_id: OptionalId = None,
 ) -> FleetSummary:
-    conditions, params = _filters(kind, fleet_id, site_id)
+    conditions, params = _filters(scope, kind, fleet_id, site_id)
     params["stale_s"] = request.app.state.settings.stale_after_s
-    inner = _sources(sql.SQL(" AND ").join(conditions))
+    inner = _sources(scope, sql.SQL(" AND ").join(conditions))
     query = sql.SQL("SELECT kind, status, count(*) AS n FROM ({}) t GROUP BY kind, status").format(inner)
     rows = await (await db.execute(query, params)).fetchall()
     by_status = dict.fromkeys(("ok", "alarm", "inactive"), 0)
@@ -105,7 +122,7 @@ async def summary(
     severity_query = sql.SQL(
         "SELECT a.severity, count(*) AS n FROM alarms a JOIN source_state s USING (source_id)"
         " WHERE a.status <> 'cleared' AND {} GROUP BY a.severity"
-    ).format(sql.SQL(" AND ").join(conditions))
+    ).format(sql.SQL(" AND ").join([scope.where("s.fleet_id"), scope.where("a.fleet_id"), *conditions]))
     severities = await (await db.execute(severity_query, params)).fetchall()
     open_by_severity = dict.fromkeys(("info", "warning", "critical"), 0) | {r["severity"]: r["n"] for r in severities}
     return FleetSummary(
@@ -119,9 +136,9 @@ async def summary(
     responses={404: {"description": "No such source"}},
     summary="One vehicle or device: latest state, liveness and open alarms",
 )
-async def source_detail(request: Request, db: Db, source_id: SourceId) -> SourceDetail:
-    query = _sources(sql.SQL("s.source_id = %(source_id)s"), detail=True)
-    params = {"source_id": source_id, "stale_s": request.app.state.settings.stale_after_s}
+async def source_detail(request: Request, db: Db, scope: FleetScope, source_id: SourceId) -> SourceDetail:
+    query = _sources(scope, sql.SQL("s.source_id = %(source_id)s"), detail=True)
+    params = {**scope.params, "source_id": source_id, "stale_s": request.app.state.settings.stale_after_s}
     row = await (await db.execute(query, params)).fetchone()
     if row is None:
         raise HTTPException(404, f"source {source_id!r} not found")
@@ -135,9 +152,10 @@ async def source_detail(request: Request, db: Db, source_id: SourceId) -> Source
     alarms = await (
         await db.execute(
             sql.SQL(
-                "SELECT {} FROM alarms WHERE source_id = %s AND status <> 'cleared' ORDER BY last_seen DESC"
-            ).format(ALARM_COLUMNS),
-            (source_id,),
+                "SELECT {} FROM alarms WHERE source_id = %(source_id)s AND status <> 'cleared' AND {}"
+                " ORDER BY last_seen DESC"
+            ).format(ALARM_COLUMNS, scope.where("fleet_id")),
+            params,
         )
     ).fetchall()
     return SourceDetail(**row, inactivity=inactivity, alarms=alarms)

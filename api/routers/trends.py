@@ -6,6 +6,9 @@ aggregates, or plain views on PostgreSQL); raw reads the readings themselves.
 Metric names are contracts.metrics'. A tire metric is one series per tire: `tire=FL` picks it, and
 is required for a vehicle's tire metric (a 422 lists the positions) rather than mixing the tires
 of one vehicle into one line; `temperature_c` of a building device takes no tire.
+
+A source of a fleet the key does not see has no points, as one that never reported: readings and
+aggregates carry the fleet of each row, the rollups go through source_state (api.scope).
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from psycopg import sql
 
 from api.db import Db
 from api.errors import invalid
 from api.models import Trend
 from api.params import Since, SourceId, Until, time_range
+from api.scope import FleetScope, Scope
 from contracts.metrics import METRICS, NO_TIRE, TIRE_METRICS, TIRE_POSITIONS, UNTIRED_METRICS
 from contracts.windows import WINDOWS
 
@@ -32,7 +37,7 @@ _STEP = {
     "1d": timedelta(days=1),
 }
 
-_SERIES = "source_id = %(source_id)s AND metric = %(metric)s AND tire = %(tire)s"
+_SERIES = "source_id = %(source_id)s AND metric = %(metric)s AND tire = %(tire)s AND {scope}"
 # The jobs write vehicles' metrics in 1-minute windows and buildings' in 5 and 15 (jobs --window,
 # --building-windows): a resolution is rolled up from the largest written window that divides it,
 # so 5m and 15m have points for every family, and the counts weigh the averages. Finer than every
@@ -56,7 +61,7 @@ GROUP BY 1
 ORDER BY 1
 """
 _ROLLUP = f"""
-SELECT bucket AS time, sum / count AS avg, min, max, count FROM {{table}}
+SELECT bucket AS time, sum / count AS avg, min, max, count FROM {{{{table}}}}
 WHERE {_SERIES} AND bucket >= %(since)s AND bucket < %(until)s
 ORDER BY bucket
 """
@@ -70,12 +75,19 @@ _QUERIES = {
     "1m": _AGGREGATES,
     "5m": _AGGREGATES,
     "15m": _AGGREGATES,
-    "1h": _ROLLUP.replace("{table}", "readings_1h"),
-    "1d": _ROLLUP.replace("{table}", "readings_1d"),
+    "1h": _ROLLUP.replace("{{table}}", "readings_1h"),
+    "1d": _ROLLUP.replace("{{table}}", "readings_1d"),
 }
 
 
-async def _tire(db: Db, source_id: str, metric: str, tire: str | None) -> str:
+def _query(resolution: str, scope: Scope) -> sql.Composed:
+    # The rollups have no fleet column: their sources are checked against source_state.
+    rollup = resolution in ("1h", "1d")
+    where = scope.sources_where("source_id") if rollup else scope.where("fleet_id")
+    return sql.SQL(_QUERIES[resolution]).format(scope=where)
+
+
+async def _tire(db: Db, scope: Scope, source_id: str, metric: str, tire: str | None) -> str:
     """The `tire` column value the series has; 422 naming what is allowed for anything else."""
     if metric not in METRICS:
         raise invalid("metric", f"unknown metric {metric!r}; one of: {', '.join(METRICS)}")
@@ -89,8 +101,9 @@ async def _tire(db: Db, source_id: str, metric: str, tire: str | None) -> str:
         # temperature_c is also a building device's: a tire is needed only for a vehicle's.
         kind = None
         if metric in UNTIRED_METRICS:
+            query = sql.SQL("SELECT kind FROM source_state WHERE source_id = %(source_id)s AND {}")
             row = await (
-                await db.execute("SELECT kind FROM source_state WHERE source_id = %s", (source_id,))
+                await db.execute(query.format(scope.where("fleet_id")), {**scope.params, "source_id": source_id})
             ).fetchone()
             kind = row and row["kind"]
         if metric not in UNTIRED_METRICS or kind == "vehicle":
@@ -101,6 +114,7 @@ async def _tire(db: Db, source_id: str, metric: str, tire: str | None) -> str:
 @router.get("/{source_id}/trends", response_model=Trend, summary="A source's metric (and tire) over time")
 async def trend(
     db: Db,
+    scope: FleetScope,
     *,
     source_id: SourceId,
     metric: Annotated[str, Query(max_length=64, description="a metric of contracts.metrics, e.g. pressure_kpa")],
@@ -113,10 +127,11 @@ async def trend(
     until: Until = None,
 ) -> Trend:
     step = _STEP[resolution]
-    series_tire = await _tire(db, source_id, metric, tire)
+    series_tire = await _tire(db, scope, source_id, metric, tire)
     # At most MAX_POINTS buckets per answer (raw: readings every ~10 s are assumed, and capped).
     since, until = time_range(since, until, default=min(step * 288, timedelta(days=30)), limit=step * MAX_POINTS)
     params = {
+        **scope.params,
         "source_id": source_id,
         "metric": metric,
         "tire": series_tire,
@@ -126,7 +141,7 @@ async def trend(
         "sizes": [size for size in WINDOWS.values() if step.total_seconds() % size == 0],
         "max_points": MAX_POINTS,
     }
-    rows = await (await db.execute(_QUERIES[resolution], params)).fetchall()
+    rows = await (await db.execute(_query(resolution, scope), params)).fetchall()
     return Trend(
         source_id=source_id,
         metric=metric,

@@ -2,6 +2,8 @@
 and with a wrong one, oversized headers and a flood of requests against the real uvicorn process,
 extreme times and NUL characters in every parameter that takes them, the database down. Each must
 get its documented 4xx/503 (never a 500, never a hang) with the request id in header and body.
+Keys of one fleet see exactly what an all-fleets key sees on a copy of the database holding only
+that fleet's rows; read keys cannot change alarms; another fleet's alarms cannot be changed.
 
 Routes and parameters are read from the app and its OpenAPI document, so a new route or
 parameter is covered without touching this file."""
@@ -16,25 +18,42 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psutil
+import psycopg
 import pytest
 
 from api.app import create_app
 from api.observability import RequestIdFilter
 from api.params import encode_cursor
-from api.security import hash_token, parse_api_keys
+from api.security import hash_token, key_entry, parse_api_keys
 from api.settings import Settings
 from devstack.ports import free_port, wait_until
 from storage.migrate import migrate_up
-from tests.support.api_seed import TOKEN, seed
+from tests.support.api_seed import BASE, FLEETS, TOKEN, seed, seed_both_fleets
 
 pytestmark = pytest.mark.integration
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-KEYS = parse_api_keys(f"operator:{hash_token(TOKEN)}")
+ADMIN_TOKEN = "fm_test-admin-token"
+READER_TOKEN = "fm_test-fleet-a-reader-token"
+SCOPED = {"fleet-a": "fm_test-fleet-a-operator-token", "fleet-b": "fm_test-fleet-b-operator-token"}
+KEYS = parse_api_keys(
+    ", ".join(
+        [
+            f"operator:{hash_token(TOKEN)}",  # the older form: every fleet, role operate
+            key_entry("admin", ADMIN_TOKEN, "admin", None),
+            key_entry("reader-a", READER_TOKEN, "read", ["fleet-a"]),
+            *(key_entry(f"ops-{fleet}", token, "operate", [fleet]) for fleet, token in SCOPED.items()),
+        ]
+    )
+)
 OPEN_ALWAYS = {"/health", "/ready"}
 OPEN_BY_DEFAULT = OPEN_ALWAYS | {"/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # Values that make each request otherwise valid (so only the key decides), by parameter name.
@@ -66,6 +85,10 @@ async def app(pg_url):
     async with application.router.lifespan_context(application):
         await application.state.pool.wait()
         yield application
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def served_routes(app) -> list:
@@ -254,6 +277,199 @@ async def test_database_down_key_first_then_a_fast_503():
         assert "API_POOL_TIMEOUT_S" in response.json()["detail"] and response.headers["retry-after"]
         assert_request_id(response)
         assert (await http.get("/health")).status_code == 200 and (await http.get("/ready")).status_code == 503
+
+
+# ---------------------------------------------------------------- keys of one fleet, read-only keys
+
+# Path parameters: one object of each fleet (a new path parameter needs its pair here).
+OBJECTS = {"source_id": ("veh-1", "bld-1"), "alert_id": ("a4", "a1"), "region_id": ("r-1",)}
+WINDOW = {"since": (BASE - timedelta(hours=1)).isoformat(), "until": (BASE + timedelta(days=2)).isoformat()}
+VARIANTS = {"metric": ("latitude",), "resolution": ("raw", "5m", "1h", "1d")}
+NOT_FLEET_DATA = {"/metrics/region/{region_id}": "per-region trip metrics"}  # 403 to a fleet's key
+
+
+def scoped_requests(app) -> list[tuple[str, str, dict]]:
+    """(route path, url, query) of every data read the app serves, for an object of each fleet and
+    every variant of the parameters that choose a query (trends' resolution)."""
+    found = []
+    for route in served_routes(app):
+        dependant = getattr(route, "dependant", None)
+        if dependant is None or "GET" not in route.methods or route.path in OPEN_BY_DEFAULT:
+            continue
+        urls = [route.path]
+        for param in dependant.path_params:
+            urls = [url.replace("{" + param.name + "}", value) for url in urls for value in OBJECTS[param.name]]
+        names = {param.name for param in dependant.query_params}
+        queries = [{name: value for name, value in WINDOW.items() if name in names}]
+        for name, values in VARIANTS.items():
+            if name in names:
+                queries = [query | {name: value} for query in queries for value in values]
+        found += [(route.path, url, query) for url in urls for query in queries]
+    return found
+
+
+def keep_only(url: str, fleet: str) -> None:
+    """Delete every other fleet's rows: of each table with a fleet_id column (read from the schema,
+    so a new table is included), and the devices whose fleet is their source_state row's."""
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "DELETE FROM device_inactivity WHERE device_id IN (SELECT source_id FROM source_state WHERE fleet_id <> %s)",
+            (fleet,),
+        )
+        tables = conn.execute(
+            "SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t"
+            " USING (table_schema, table_name) WHERE c.column_name = 'fleet_id' AND t.table_type = 'BASE TABLE'"
+            " AND c.table_schema = current_schema()"
+        ).fetchall()
+        assert {"alarms", "source_state", "readings", "alarm_audit"} <= {table for (table,) in tables}
+        for (table,) in tables:
+            conn.execute(f'DELETE FROM "{table}" WHERE fleet_id IS DISTINCT FROM %s', (fleet,))
+
+
+@pytest.fixture
+async def fleet_apps(pg_url, postgres_server):
+    """{"all": the app on both fleets' rows, fleet: the app on a copy holding only that fleet's}."""
+    migrate_up(pg_url)
+    seed(pg_url)
+    seed_both_fleets(pg_url)
+    template = urlsplit(pg_url).path.lstrip("/")
+    urls = {"all": pg_url}
+    for fleet in SCOPED:
+        name = f"{template}_{fleet.replace('-', '_')}_{uuid.uuid4().hex[:4]}"
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        urls[fleet] = urlunsplit(urlsplit(pg_url)._replace(path=f"/{name}"))
+        keep_only(urls[fleet], fleet)
+    apps = {}
+    try:
+        async with AsyncExitStack() as stack:
+            for which, url in urls.items():
+                application = create_app(Settings(database_url=url, api_keys=KEYS, pool_max=2))
+                await stack.enter_async_context(application.router.lifespan_context(application))
+                await application.state.pool.wait()
+                apps[which] = await stack.enter_async_context(await _client(application))
+            apps["app"] = application
+            yield apps
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            for which, url in urls.items():
+                if which != "all":
+                    admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
+
+
+def comparable(response: httpx.Response):
+    """The answer without what differs between two identical requests (ids, seconds of silence)."""
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in ("request_id", "silent_for_s")}
+        if isinstance(value, list):
+            return [strip(item) for item in value]
+        return value
+
+    return response.status_code, strip(response.json())
+
+
+async def test_a_fleet_key_sees_what_that_fleet_alone_holds_on_every_route(fleet_apps):
+    """Every data read of the route table, with a key of each fleet, answers exactly what an
+    all-fleets key answers on a copy of the database holding that fleet's rows only; and every
+    route shows an all-fleets key something of each fleet (the seed gives every route data of
+    both), so hiding the other fleet is really observed."""
+    full, requests = fleet_apps["all"], scoped_requests(fleet_apps["app"])
+    assert len({path for path, _, _ in requests}) >= 13  # the table is really read
+    observed: dict[str, set[str]] = {}
+    for path, url, query in requests:
+        everything = comparable(await full.get(url, params=query, headers=bearer(ADMIN_TOKEN)))
+        assert everything[0] < 500, (url, query, everything)
+        for fleet, token in SCOPED.items():
+            scoped = await full.get(url, params=query, headers=bearer(token))
+            if path in NOT_FLEET_DATA:
+                assert scoped.status_code == 403 and "all fleets" in scoped.json()["detail"], (url, scoped.text)
+                observed.setdefault(path, set()).add(fleet)
+                continue
+            alone = comparable(await fleet_apps[fleet].get(url, params=query, headers=bearer(ADMIN_TOKEN)))
+            assert comparable(scoped) == alone, (fleet, url, query)
+            if alone != everything:  # the other fleet's rows showed to the all-fleets key
+                observed.setdefault(path, set()).add(fleet)
+    unobserved = {path: set(SCOPED) - fleets for path, fleets in observed.items() if fleets != set(SCOPED)}
+    unobserved |= {path: set(SCOPED) for path, _, _ in requests if path not in observed}
+    assert not unobserved, f"no other fleet's data seen on these routes (seed some): {unobserved}"
+
+
+def mutations(app) -> list[tuple[str, str]]:
+    """(method, URL template) of every route that changes something (POST/PUT/PATCH/DELETE)."""
+    changing = {"POST", "PUT", "PATCH", "DELETE"}
+    return sorted(
+        (method, route.path)
+        for route in served_routes(app)
+        if getattr(route, "dependant", None)
+        for method in route.methods & changing
+    )
+
+
+def alarm_row(url: str, alert_id: str) -> tuple:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT * FROM alarms WHERE alert_id = %s", (alert_id,)).fetchone()
+        audit = conn.execute("SELECT count(*) FROM alarm_audit WHERE alert_id = %s", (alert_id,)).fetchone()[0]
+    return row, audit
+
+
+async def test_read_keys_and_other_fleets_keys_cannot_change_alarms(fleet_apps, pg_url):
+    full = fleet_apps["all"]
+    changing = mutations(fleet_apps["app"])
+    assert {("POST", "/alarms/{alert_id}/acknowledge"), ("POST", "/alarms/{alert_id}/clear")} <= set(changing)
+    for method, template in changing:
+        own, other = (template.replace("{alert_id}", alert_id) for alert_id in ("a4", "a1"))  # fleet-a's, fleet-b's
+        before = alarm_row(pg_url, "a4"), alarm_row(pg_url, "a1")
+        refused = await full.request(method, own, headers=bearer(READER_TOKEN))
+        assert refused.status_code == 403, (own, refused.text)
+        assert "role operate or admin" in refused.json()["detail"] and "role is read" in refused.json()["detail"]
+        assert_request_id(refused)
+        hidden = await full.request(method, other, headers=bearer(SCOPED["fleet-a"]), json={"note": "not mine"})
+        assert hidden.status_code == 404, (other, hidden.text)  # as if it did not exist: nothing revealed
+        assert hidden.json()["detail"] == "alarm 'a1' not found"  # what a missing alarm gets
+        assert (alarm_row(pg_url, "a4"), alarm_row(pg_url, "a1")) == before, template  # unchanged, no audit row
+    audit = await full.get("/alarms/a4/audit", headers=bearer(READER_TOKEN))
+    assert audit.status_code == 403 and "role operate or admin" in audit.json()["detail"]
+    assert (await full.get("/alarms/a1/audit", headers=bearer(SCOPED["fleet-a"]))).status_code == 404
+
+
+async def test_acknowledge_and_clear_are_audited_with_who_and_when(fleet_apps, pg_url):
+    full = fleet_apps["all"]
+    started = datetime.now(UTC)
+    acked = await full.post("/alarms/a1/acknowledge", headers=bearer(SCOPED["fleet-b"]), json={"note": "on it"})
+    assert acked.status_code == 200 and acked.json()["acknowledged_by"] == "ops-fleet-b", acked.text
+    again = await full.post("/alarms/a1/acknowledge", headers=bearer(SCOPED["fleet-b"]))  # idempotent: no new record
+    assert again.status_code == 200 and again.json()["acknowledged_at"] == acked.json()["acknowledged_at"]
+    cleared = await full.post("/alarms/a1/clear", headers=bearer(ADMIN_TOKEN))  # no body: the note is optional
+    assert cleared.status_code == 200 and cleared.json()["cleared_by"] == "admin", cleared.text
+    ended = datetime.now(UTC)
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT action, key_name, fleet_id, at, note FROM alarm_audit WHERE alert_id = 'a1' ORDER BY id"
+        ).fetchall()
+        alarm = conn.execute("SELECT cleared_by, cleared_at FROM alarms WHERE alert_id = 'a1'").fetchone()
+    assert [row[:3] + row[4:] for row in rows] == [
+        ("acknowledge", "ops-fleet-b", "fleet-b", "on it"),
+        ("clear", "admin", "fleet-b", None),
+    ]
+    assert all(started <= row[3] <= ended for row in rows) and alarm == ("admin", rows[1][3])
+    listed = await full.get("/alarms/a1/audit", headers=bearer(SCOPED["fleet-b"]))
+    assert [(item["action"], item["key_name"]) for item in listed.json()["items"]] == [
+        ("acknowledge", "ops-fleet-b"),
+        ("clear", "admin"),
+    ]
+    bad_note = await full.post("/alarms/a2/acknowledge", headers=bearer(ADMIN_TOKEN), json={"note": "a\x00b"})
+    assert bad_note.status_code == 422 and bad_note.json()["detail"][0]["loc"] == ["body", "note"]
+
+
+async def test_the_older_key_form_sees_every_fleet_and_may_operate(fleet_apps):
+    full = fleet_apps["all"]
+    fleets = {item["fleet_id"] for item in (await full.get("/fleet", headers=AUTH)).json()["items"]}
+    assert fleets == set(FLEETS.values())
+    assert (await full.post("/alarms/a4/clear", headers=AUTH)).json()["cleared_by"] == "operator"
+    reader_sees = (await full.get("/fleet", headers=bearer(READER_TOKEN))).json()["items"]
+    assert {item["fleet_id"] for item in reader_sees} == {"fleet-a"}
 
 
 # ---------------------------------------------------------------- the real process (uvicorn)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -27,7 +29,7 @@ GENERATED = {
     "kafka": ("fleet-monitor-kafka-kraft", "cluster-id"),
     "timescaledb": ("fleet-monitor-timescaledb", "password"),
     "grafana": ("fleet-monitor-grafana-admin", "admin-password"),
-    "api": ("fleet-monitor-api-keys", "api-keys"),
+    "api": ("fleet-monitor-api-admin-token", "token"),  # the API_KEYS entry is its hash
 }
 WORKLOAD = {
     "kafka": ("apps/v1", "statefulsets", "fleet-monitor-kafka"),
@@ -104,6 +106,44 @@ def _install_and_upgrade(kube: Kube, namespace: str, chart: str) -> None:
         assert secret_value(kube, namespace, *GENERATED[chart]) == before, "generated credentials changed on upgrade"
     history = json.loads(helm(kube, "history", release, "--namespace", namespace, "-o", "json"))
     assert [entry["revision"] for entry in history] == [1, 2]
+
+
+# The API's Secret as charts/api made it before the token had a Secret of its own (its template,
+# with a fixed token in place of the generated one).
+OLDER_API_SECRET = """apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ include "api.keysSecret" . }}
+type: Opaque
+data:
+  token: {{ "fm_token-of-an-older-chart" | b64enc | quote }}
+  {{ .Values.auth.key }}: {{ printf "generated:%s" ("fm_token-of-an-older-chart" | sha256sum) | b64enc | quote }}
+"""
+
+
+def test_api_admin_token_moves_out_of_the_older_secret_on_upgrade(
+    kube: Kube, chart_namespace: str, tmp_path: Path
+) -> None:
+    """A release of the older layout (the token beside the API_KEYS entry in the API's Secret),
+    upgraded to this chart: the token is kept (clients keep working), now in its own Secret, and
+    the API's Secret holds the admin entry only."""
+    from api.security import Role, identify, parse_api_keys
+
+    older = tmp_path / "api"
+    shutil.copytree(ROOT / "charts/api", older)
+    (older / "templates" / "secret.yaml").write_text(OLDER_API_SECRET)
+    release = "older-api"
+    common = ["--namespace", chart_namespace, "--wait", "--timeout", "180s"]
+    helm(kube, "install", release, str(older), *overlay("api", "dev"), *common)
+    try:
+        helm(kube, "upgrade", release, str(ROOT / "charts/api"), *overlay("api", "dev"), *common)
+        token = secret_value(kube, chart_namespace, f"{release}-admin-token", "token")
+        config = kube.get("v1", "secrets", chart_namespace, f"{release}-keys")["data"]
+    finally:
+        helm(kube, "uninstall", release, "--namespace", chart_namespace, "--wait")
+    assert token == "fm_token-of-an-older-chart" and set(config) == {"api-keys"}
+    keys = parse_api_keys(base64.b64decode(config["api-keys"]).decode())
+    assert identify(token, keys) == keys[0] and keys[0].role == Role.ADMIN and keys[0].fleets is None
 
 
 def test_a_volume_cannot_grow_through_helm_upgrade(kube: Kube, chart_namespace: str) -> None:

@@ -266,6 +266,11 @@ def test_alarm_states_only_move_forward_and_keep_an_acknowledgement(output, plat
             conn.execute("UPDATE alarms SET status = 'acknowledged', acknowledged_by = 'ops'")
         assert send(*active[2:], active[0]) == [("acknowledged", len(active), "ops")]
         assert send(cleared, active[-1]) == [("cleared", len(active), "ops")]
+        # Cleared by a person (the API sets cleared_by), then moved on by the pipeline: its clear.
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE alarms SET cleared_by = 'ops', count = count - 1")
+        send(cleared)
+        assert rows(url, "SELECT status, cleared_by FROM alarms") == [("cleared", None)]
     finally:
         loader.close()
 

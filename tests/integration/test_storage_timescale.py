@@ -169,7 +169,7 @@ def test_tire_dimension_upgrade_of_compressed_hypertables(monkeypatch):
             conn.execute("CALL refresh_continuous_aggregate('readings_1h', NULL, NULL)")
             for table in ("readings", "aggregates"):
                 conn.execute(f"SELECT compress_chunk(c) FROM show_chunks('{table}') c")
-        assert migrate_up(engine.url, timescaledb="require") == ["0013_tire_dimension"]
+        assert migrate_up(engine.url, timescaledb="require")[0] == "0013_tire_dimension"
         with psycopg.connect(engine.url, autocommit=True) as conn:
             for table in ("readings", "aggregates", "readings_1h", "readings_1d"):
                 rows = conn.execute(f"SELECT source_id, metric, tire FROM {table} ORDER BY 1, 2, 3").fetchall()

@@ -1,4 +1,6 @@
-"""API keys are stored hashed and matched in constant time; cursors round-trip or fail with 422."""
+"""API keys are stored hashed and matched in constant time, each with its role and fleets (the
+older `name:sha256hex` form still reads); `python -m api.keys` makes entries the parser reads back;
+cursors round-trip or fail with 422."""
 
 from __future__ import annotations
 
@@ -7,8 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from fastapi import HTTPException
 
+from api.keys import main as make_key
 from api.params import decode_cursor, encode_cursor
-from api.security import hash_token, identify, new_token, parse_api_keys
+from api.security import Role, hash_token, identify, key_entry, new_token, parse_api_keys
 from api.settings import Settings
 
 
@@ -33,9 +36,85 @@ def test_malformed_key_entries_are_named_by_position_without_their_text(entry):
     with pytest.raises(ValueError, match="name:sha256hex") as error:
         parse_api_keys(f"{good}, {entry}")
     message = str(error.value)
-    assert "API_KEYS entry 2 " in message and "python -m api.keys" in message
+    assert "API_KEYS entry 2: " in message and "python -m api.keys" in message
     # Not even a fragment of the entry: the first 20 characters used to be echoed.
     assert not any(entry[i : i + 4] in message for i in range(len(entry) - 3) if entry[i : i + 4].strip(":"))
+
+
+def test_keys_carry_their_role_and_fleets_and_the_older_form_keeps_its_access():
+    keys = parse_api_keys(
+        ", ".join(
+            [
+                f"legacy:{hash_token('l')}",
+                key_entry("grafana", "g", Role.READ, ["fleet-a", "depot:7"]),  # a fleet id may hold a colon
+                key_entry("root", "r", "admin", None),
+            ]
+        )
+    )
+    legacy, grafana, root = keys
+    # The older form: every fleet, role operate (what such a key could do before keys had a scope).
+    assert (legacy.role, legacy.fleets, legacy.fleet_list) == (Role.OPERATE, None, None)
+    assert legacy.may(Role.OPERATE) and not legacy.may(Role.ADMIN)
+    assert grafana.role == Role.READ and grafana.fleet_list == ["depot:7", "fleet-a"]
+    assert grafana.may(Role.READ) and not grafana.may(Role.OPERATE)
+    assert root.fleets is None and all(root.may(role) for role in Role)
+    assert identify("g", keys) == grafana and identify("r", keys) == root
+
+
+@pytest.mark.parametrize(
+    ("tail", "field"),
+    [
+        (f":root:{SECRET}", "the role must be one of read, operate, admin"),
+        (f":read:{SECRET} x", "the fleets must be * (every fleet) or fleet ids"),
+        (":read:", "the fleets must be"),
+        (f":read:a+{SECRET}+", "the fleets must be"),
+        (f":{SECRET}", "expected 4 (name:sha256hex:role:fleets) or 2 (name:sha256hex)"),
+    ],
+)
+def test_malformed_role_or_fleets_name_the_field_and_what_is_allowed(tail, field):
+    entry = f"ops:{hash_token('t')}{tail}"
+    with pytest.raises(ValueError) as error:
+        parse_api_keys(entry)
+    message = str(error.value)
+    assert message.startswith("API_KEYS entry 1: ") and field in message
+    assert SECRET[:8] not in message and hash_token("t")[:8] not in message
+
+
+def test_key_cli_round_trips_through_the_parser(capsys):
+    assert make_key(["--name", "grafana", "--role", "read", "--fleet", "fleet-b", "--fleet", "fleet-a"]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    token, entry = lines["token"].strip(), lines["API_KEYS entry"].strip()
+    (key,) = parse_api_keys(entry)
+    assert identify(token, (key,)) == key and token not in entry
+    assert (key.name, key.role, key.fleet_list) == ("grafana", Role.READ, ["fleet-a", "fleet-b"])
+    assert make_key(["--name", "ops", "--role", "admin", "--all-fleets"]) == 0
+    (admin,) = parse_api_keys(capsys.readouterr().out.splitlines()[1].split(":", 1)[1].strip())
+    assert admin.role == Role.ADMIN and admin.fleets is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--name", "x", "--role", "root", "--all-fleets"], "choose from 'read', 'operate', 'admin'"),
+        (["--name", "x", "--role", "read"], "one of the arguments --fleet --all-fleets is required"),
+        (["--name", "x", "--role", "read", "--fleet", "a", "--all-fleets"], "not allowed with argument"),
+        (["--name", "x y", "--role", "read", "--all-fleets"], "--name must be 1-64 letters"),
+        (["--name", "x", "--role", "read", "--fleet", "a+b"], "--fleet must be 1-128 letters"),
+        (["--role", "read", "--all-fleets"], "the following arguments are required: --name"),
+    ],
+)
+def test_key_cli_bad_flags_say_what_is_allowed(capsys, argv, named):
+    with pytest.raises(SystemExit) as exit_info:
+        make_key(argv)
+    assert exit_info.value.code == 2 and named in capsys.readouterr().err
+
+
+def test_key_cli_help_names_every_role(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        make_key(["--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert all(f"{role.value}:" in out for role in Role) and "--all-fleets" in out and "--fleet FLEET" in out
 
 
 def test_keys_file_entries_are_named_by_line(tmp_path, monkeypatch):
@@ -44,7 +123,7 @@ def test_keys_file_entries_are_named_by_line(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://db/x")
     monkeypatch.setenv("API_KEYS_FILE", str(path))
     monkeypatch.delenv("API_KEYS", raising=False)
-    with pytest.raises(ValueError, match="API_KEYS_FILE entry 3 ") as error:
+    with pytest.raises(ValueError, match="API_KEYS_FILE entry 3: ") as error:
         Settings.from_env()
     assert SECRET[:6] not in str(error.value)
 

@@ -395,23 +395,41 @@ def test_loader_reaches_kafka_and_the_database_only(environment: str) -> None:
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 
 
-def test_generated_api_key_is_an_entry_the_api_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_generated_api_key_is_an_admin_entry_the_api_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
     """API_KEYS from the generated Secret goes through the API's own settings parser (a bare
-    random string stops the API at start) and names the token the Secret also holds."""
-    from api.security import identify
+    random string stops the API at start): one admin key for every fleet, whose token is in a
+    Secret of its own; the Secret the API reads holds the hash only."""
+    from api.security import Role, hash_token, identify
     from api.settings import Settings
 
     docs = render("api", "prod")
     container = pod_spec(main_workload(docs, "api"))["containers"][0]
     ref = next(e for e in container["env"] if e["name"] == "API_KEYS")["valueFrom"]["secretKeyRef"]
-    data = find(docs, "Secret", ref["name"])[0]["data"]
-    secret = {key: base64.b64decode(value).decode() for key, value in data.items()}
-    monkeypatch.setenv("API_KEYS", secret[ref["key"]])
+    config = {
+        key: base64.b64decode(value).decode() for key, value in find(docs, "Secret", ref["name"])[0]["data"].items()
+    }
+    assert set(config) == {ref["key"]}  # the entry only: no token where the API's configuration is
+    token_secret = find(docs, "Secret", "fleet-monitor-api-admin-token")[0]
+    token = base64.b64decode(token_secret["data"]["token"]).decode()
+    assert token not in config[ref["key"]] and hash_token(token) in config[ref["key"]]
+    assert not any(
+        e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == token_secret["metadata"]["name"]
+        for e in container["env"]
+    )  # the API never reads the token
+    monkeypatch.setenv("API_KEYS", config[ref["key"]])
     monkeypatch.delenv("API_KEYS_FILE", raising=False)
     keys = Settings.from_env(database_url="postgresql://x").api_keys
     assert len(keys) == 1
-    assert identify(secret["token"], keys) == keys[0]
-    assert identify(secret["token"] + "x", keys) is None
+    assert identify(token, keys) == keys[0] and identify(token + "x", keys) is None
+    assert (keys[0].name, keys[0].role, keys[0].fleets) == ("admin", Role.ADMIN, None)
+    renamed = render("api", None, "auth.adminKeyName=ops-root")
+    entry = base64.b64decode(find(renamed, "Secret", "fleet-monitor-api-keys")[0]["data"]["api-keys"]).decode()
+    monkeypatch.setenv("API_KEYS", entry)
+    assert Settings.from_env(database_url="postgresql://x").api_keys[0].name == "ops-root"
+    mine = render("api", None, "auth.existingSecret=my-keys")
+    assert not find(mine, "Secret")  # the user's Secret: nothing generated
+    env = pod_spec(main_workload(mine, "api"))["containers"][0]["env"]
+    assert next(e for e in env if e["name"] == "API_KEYS")["valueFrom"]["secretKeyRef"]["name"] == "my-keys"
 
 
 @pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
@@ -451,7 +469,9 @@ def _api_notes(tmp_path: Path, *sets: str) -> str:
 def test_api_notes_tell_how_to_call_it(tmp_path: Path) -> None:
     notes = _api_notes(tmp_path / "default")
     assert "Every data route needs an API key" in notes
-    assert "get secret fleet-monitor-api-keys -o jsonpath='{.data.token}' | base64 -d" in notes
+    assert "get secret fleet-monitor-api-admin-token -o jsonpath='{.data.token}' | base64 -d" in notes
+    assert "python -m api.keys --name grafana --role read --fleet FLEET" in notes
+    assert "Roles: read" in notes and "operate" in notes and "admin" in notes
     assert 'curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8000/fleet' in notes
     assert "Reads are OPEN" in _api_notes(tmp_path / "open", "auth.readAuth=false")
 

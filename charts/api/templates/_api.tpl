@@ -5,3 +5,8 @@
 {{- define "api.keysSecret" -}}
 {{- .Values.auth.existingSecret | default (printf "%s-keys" (include "api.fullname" .)) }}
 {{- end }}
+
+{{- /* The generated admin key's token: a Secret of its own, apart from the API's configuration. */}}
+{{- define "api.tokenSecret" -}}
+{{- printf "%s-admin-token" (include "api.fullname" .) }}
+{{- end }}

@@ -70,13 +70,3 @@ tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
-
-{{/* Existing Secret value on upgrade, else a fresh random one: generated secrets survive upgrades. */}}
-{{- define "api.secretValue" -}}
-{{- $secret := lookup "v1" "Secret" .namespace .name }}
-{{- if and $secret (hasKey ($secret.data | default dict) .key) }}
-{{- index $secret.data .key | b64dec }}
-{{- else }}
-{{- randAlphaNum (.length | default 32) }}
-{{- end }}
-{{- end }}
