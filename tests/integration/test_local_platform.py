@@ -108,10 +108,11 @@ def test_platform_starts_stores_readings_and_stops_without_leftovers():
     assert "waiting for the jobs" in out  # progress while Flink plans, not silence
     assert re.search(r"run directory: .*\.local-run/", out) and "stopped; logs kept in" in out
     stopped = [json.loads(line)["service"] for line in err.splitlines() if '"msg": "stopped"' in line]
+    # The stages in reverse, each stage's services in reverse: Flink stops before the broker.
     assert stopped == [
-        "prometheus",
-        *("simulator", "api", "jobs", "alert-shipper", "loader", "migrations", "postgres", "broker"),
+        *("prometheus", "simulator", "api", "alert-shipper", "loader", "migrations", "jobs", "postgres", "broker")
     ]
+    assert re.search(r"^first reading stored \d+ s after start$", out, re.M)
     groups = started_groups(err)
     assert len(groups) == 5  # loader, TaskManager, JobManager, API, Prometheus
     leftovers = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if _group(p) in groups]
