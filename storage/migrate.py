@@ -261,13 +261,20 @@ def _parser() -> argparse.ArgumentParser:
         + "; ".join(f"{r.login} in {r.group} ({r.purpose}, env {r.password_env})" for r in ROLES.values())
         + ". Roles without a password are left as they are. Connect as a superuser or a CREATEROLE user.",
     )
-    roles.add_argument(
-        "--password-file",
-        action="append",
-        default=[],
-        metavar="ROLE=PATH",
-        help=f"read ROLE's password from PATH (repeatable; ROLE one of {', '.join(ROLES)}); over the env variable",
+    up.add_argument(
+        "--login-users",
+        action="store_true",
+        help="then create or update the roles' LOGIN users, as `roles` does (the charts' migration Job)",
     )
+    for command in (up, roles):
+        command.add_argument(
+            "--password-file",
+            action="append",
+            default=[],
+            metavar="ROLE=PATH",
+            help=f"read ROLE's password from PATH (repeatable; ROLE one of {', '.join(ROLES)}); "
+            "over env FLEET_DB_PASSWORD_<ROLE>",
+        )
     for command in (up, status, pruner, roles):
         command.add_argument(
             "--database-url", default=os.environ.get("DATABASE_URL"), help="PostgreSQL URL (env DATABASE_URL)"
@@ -301,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url:
         parser.error("--database-url is required (or set DATABASE_URL)")
     jsonlog.configure(args.log_level)
+    # Before any database work: a bad password source fails fast, not after the migrations.
+    passwords = (
+        _passwords(args.password_file, parser) if args.command == "roles" or getattr(args, "login_users", False) else {}
+    )
     try:
         if args.command == "up":
             settings = PolicySettings.build(
@@ -308,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             applied = migrate_up(args.database_url, timescaledb=args.timescaledb, policies=settings)
             log.info("database is current", extra={"applied": applied})
-            return 0
+            return _make_logins(args.database_url, passwords) if passwords else 0
         if args.command == "roles":
-            return _roles(args.database_url, args.password_file, parser)
+            return _make_logins(args.database_url, passwords)
         if args.command == "prune":
             deleted = prune_expired(args.database_url, PolicySettings.build(args.retention))
             log.info("pruned", extra={"deleted": deleted})
@@ -323,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _roles(url: str, files: list[str], parser: argparse.ArgumentParser) -> int:
+def _passwords(files: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Role key -> password from --password-file ROLE=PATH and FLEET_DB_PASSWORD_<ROLE>; exits 2
+    naming the bad entry, or when none is given."""
     paths = {}
     for entry in files:
         key, sep, path = entry.partition("=")
@@ -336,6 +349,10 @@ def _roles(url: str, files: list[str], parser: argparse.ArgumentParser) -> int:
         parser.error(str(exc))
     if not passwords:
         parser.error("no password given: set FLEET_DB_PASSWORD_<ROLE> or --password-file ROLE=PATH")
+    return passwords
+
+
+def _make_logins(url: str, passwords: dict[str, str]) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         logins = ensure_login_users(conn, passwords)
     log.info("login users ready", extra={"logins": logins})
