@@ -44,6 +44,8 @@ BEGIN
         SELECT c.oid, c.relname, c.relkind FROM pg_class c
         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+          -- a serial's or identity's sequence moves with its table
+          AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')))
           AND pg_get_userbyid(c.relowner) <> 'fleet_owner'
     LOOP
         IF object.relkind = 'm' OR object.relname = ANY (rollups) THEN  -- a continuous aggregate is a view

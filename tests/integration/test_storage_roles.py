@@ -21,6 +21,7 @@ from devstack.postgres import PrivatePostgres
 from storage.migrate import Migration, migrate_up
 from storage.roles import GRAFANA_STATEMENT_TIMEOUT, ROLES, ROLES_MIGRATION, login_url
 from tests.support.db_roles import PASSWORDS, role_urls
+from tests.support.storage_upgrade import migrate_until
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +197,20 @@ def test_passwords_authenticate_over_scram_and_wrong_ones_do_not():
                 assert conn.execute("SELECT current_user").fetchone()[0] == ROLES[key].login
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(login_url(server.url, "api", PASSWORDS["writer"])).close()
+
+
+def test_the_audit_table_of_0014_gets_its_grants_whichever_way_it_came(pg_url, monkeypatch):
+    """0014 (API keys, on another branch) adds `alarm_audit` and `alarms.cleared_by`: 0015 grants
+    the API INSERT on the one (and its serial's sequence) and UPDATE on the other when they exist.
+    A table of that shape stands in for 0014 here, made before 0015 as 0014 would be."""
+    migrate_until(pg_url, "0013_tire_dimension", monkeypatch)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE alarms ADD COLUMN cleared_by text")
+        conn.execute("CREATE TABLE alarm_audit (id bigserial PRIMARY KEY, alert_id text NOT NULL, actor text NOT NULL)")
+    migrate_up(pg_url)
+    urls = role_urls(pg_url)
+    assert not refused(urls["api"], "INSERT INTO alarm_audit (alert_id, actor) VALUES ('a1', 'ops')")
+    assert not refused(urls["api"], "UPDATE alarms SET cleared_by = 'ops' WHERE false")
+    assert refused(urls["api"], "DELETE FROM alarm_audit")  # the record stays
+    assert refused(urls["writer"], "SELECT * FROM alarm_audit")
+    assert refused(urls["writer"], "INSERT INTO alarm_audit (alert_id, actor) VALUES ('a1', 'forged')")
