@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"API: {api.url}  (docs {api.url}/docs, alarms {api.url}/alarms, fleet {api.url}/fleet)")
             say(f"API key for this run: {api.token}  (e.g. {api.curl_example()})")
             say(f"broker: {broker.broker.bootstrap}  database: {postgres.url}")
+            say(f"database roles: Grafana (read-only) {postgres.url_for('grafana')}, API {postgres.url_for('api')}")
             say(f"Flink REST API: {jobs.rest_url}  (jobs {jobs.rest_url}/jobs/overview)")
             ports = jobs.cluster.metrics_ports
             say(
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             say(f"Prometheus: {prometheus.url}  (targets {prometheus.url}/targets, alerts {prometheus.url}/alerts)")
             say(f"services up in {time.monotonic() - started:.1f} s; Ctrl-C stops everything")
-            summary = Summary(postgres.url, sim.stats, jobs.rest_url)
+            summary = Summary(postgres.url_for("grafana"), sim.stats, jobs.rest_url)  # reads only
             status = watch(args, stop, duration=duration, started=started, jobs=jobs, sim=sim, summary=summary)
     finally:
         say(f"stopped; logs kept in {run.logs}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
@@ -73,7 +74,14 @@ class PostgresService:
         self.external_url = external_url if external_url is not None else postgres_url()
         self._private: PrivatePostgres | None = None
         self._database: str | None = None
-        self.url = ""
+        self.url = ""  # the server's admin user (creates the database and the roles)
+        self.logins: dict[str, str] = {}  # role key (storage.roles) -> its LOGIN user's URL, once migrated
+
+    def url_for(self, role: str) -> str:
+        """The URL of a role's LOGIN user: every component connects as its own role, as deployed."""
+        if role not in self.logins:
+            raise RuntimeError(f"no login for database role {role!r} yet: the migrations service makes them")
+        return self.logins[role]
 
     def start(self) -> None:
         if self.external_url:
@@ -105,6 +113,9 @@ class PostgresService:
 
 
 class MigrationsService:
+    """The migrations, then a LOGIN user per database role with a password made for this run, as
+    the timescaledb chart's migration job does (`storage.migrate up` and `roles`)."""
+
     name = "migrations"
 
     def __init__(self, postgres: PostgresService):
@@ -112,8 +123,14 @@ class MigrationsService:
 
     def start(self) -> None:
         from storage.migrate import migrate_up
+        from storage.roles import ROLES, ensure_login_users, login_url
 
         migrate_up(self.postgres.url)
+        passwords = {key: secrets.token_urlsafe(24) for key in ROLES}
+        with psycopg.connect(self.postgres.url, autocommit=True) as admin:
+            ensure_login_users(admin, passwords)
+        self.postgres.logins = {key: login_url(self.postgres.url, key, value) for key, value in passwords.items()}
+        migrate_up(self.postgres.url_for("owner"))  # from here on the owner migrates: nothing pending
 
     def stop(self) -> None:
         pass
@@ -218,7 +235,7 @@ class LoaderService(Subprocess):
             "--bootstrap-servers",
             self.bootstrap(),
             "--database-url",
-            self.postgres.url,
+            self.postgres.url_for("writer"),
             "--metrics-port",
             str(self.metrics_port),
         ]
@@ -253,7 +270,7 @@ class ApiService(Subprocess):
             "--port",
             str(self.port),
             "--database-url",
-            self.postgres.url,
+            self.postgres.url_for("api"),
         ]
         env = {**os.environ, "API_KEYS": key_entry(LOCAL_KEY_NAME, self.token, LOCAL_KEY_ROLE, None)}
         env.pop("API_KEYS_FILE", None)
@@ -286,7 +303,7 @@ class AlertShipperService:
         from devstack.alert_shipper import REJECTED, SHIPPED
 
         self._metrics = serve_metrics(self.metrics_port, SHIPPED, REJECTED)
-        self.shipper = AlertShipper(self.bootstrap(), self.postgres.url).start()
+        self.shipper = AlertShipper(self.bootstrap(), self.postgres.url_for("writer")).start()
 
     def stop(self) -> None:
         if self.shipper is not None:

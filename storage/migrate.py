@@ -3,6 +3,7 @@
     python -m storage.migrate up     --database-url URL [--timescaledb auto|require|off] [--retention table=period ...]
     python -m storage.migrate status --database-url URL [--json] [--check]
     python -m storage.migrate prune  --database-url URL [--retention table=period ...]
+    python -m storage.migrate roles  --database-url ADMIN_URL [--password-file role=path ...]
 
 Migrations are `storage/migrations/NNNN_name.sql`, applied once each, in order, each in its own
 transaction, recorded in `schema_migrations` with a checksum. A migration may come in two
@@ -11,6 +12,11 @@ TimescaleDB extension is available, the second on plain PostgreSQL, so both keep
 views and queries. A session advisory lock lets concurrent runners (Helm hook retries, tests)
 wait for each other instead of racing. With TimescaleDB, `up` then (re)applies the retention,
 compression and rollup refresh policies from the settings (storage.policies).
+
+Migration 0015_roles creates the least-privilege group roles (storage.roles) and hands the schema
+to `fleet_owner`; every later migration runs as that role (SET LOCAL ROLE), so the connected user
+must be a superuser or a member of it. `roles` then creates or updates each role's LOGIN user
+from the passwords given (FLEET_DB_PASSWORD_<ROLE> or --password-file), as a CREATEROLE user.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from contracts import jsonlog
 from storage.policies import HYPERTABLES, PolicyError, PolicySettings, apply_timescale_policies, prune
+from storage.roles import OWNER, ROLES, ROLES_MIGRATION, RoleError, ensure_login_users, passwords_from
 
 log = logging.getLogger("storage.migrate")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -125,6 +133,20 @@ def _is_hypertable(conn: psycopg.Connection, table: str) -> bool:
     return row is not None
 
 
+def _as_owner(conn: psycopg.Connection, version: str) -> None:
+    """Run the migrations after the roles' as the owner role, so what they create is the owner's
+    (and gets its default privileges) whichever member or superuser runs them. Those up to the
+    roles' run as the connected user: the roles migration itself needs CREATEROLE."""
+    if version <= ROLES_MIGRATION:
+        return
+    member = conn.execute(
+        "SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname = %s", (OWNER,), prepare=False
+    ).fetchone()
+    if not member or not member[0]:
+        raise RuntimeError(f"migration {version} must run as {OWNER}: connect as a member of it or as a superuser")
+    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(OWNER)))
+
+
 def migrate_up(url: str, *, timescaledb: str = "auto", policies: PolicySettings | None = None) -> list[str]:
     """Apply every pending migration; returns the versions applied (empty when current).
 
@@ -141,6 +163,7 @@ def migrate_up(url: str, *, timescaledb: str = "auto", policies: PolicySettings 
                     continue
                 variant, path = migration.file_for(timescale)
                 with conn.transaction():
+                    _as_owner(conn, migration.version)
                     conn.execute(path.read_text())
                     # Never prepared (psycopg prepares a query run 5 times): a server-side prepared
                     # statement outlives the connection where one session serves every client (the
@@ -226,11 +249,33 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m storage.migrate", description="fleet-monitor schema migrations and data retention."
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{up,status,prune}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{up,status,prune,roles}")
     up = commands.add_parser("up", help="apply pending migrations and (with TimescaleDB) the policies")
     status = commands.add_parser("status", help="show applied and pending migrations and the policies")
     pruner = commands.add_parser("prune", help="delete rows past retention from tables without a TimescaleDB policy")
-    for command in (up, status, pruner):
+    roles = commands.add_parser(
+        "roles",
+        help="create or update the roles' LOGIN users from the given passwords (after `up`)",
+        description="Create or update the LOGIN user of each role whose password is given, as a member of its "
+        "group role (made by `up`): "
+        + "; ".join(f"{r.login} in {r.group} ({r.purpose}, env {r.password_env})" for r in ROLES.values())
+        + ". Roles without a password are left as they are. Connect as a superuser or a CREATEROLE user.",
+    )
+    up.add_argument(
+        "--login-users",
+        action="store_true",
+        help="then create or update the roles' LOGIN users, as `roles` does (the charts' migration Job)",
+    )
+    for command in (up, roles):
+        command.add_argument(
+            "--password-file",
+            action="append",
+            default=[],
+            metavar="ROLE=PATH",
+            help=f"read ROLE's password from PATH (repeatable; ROLE one of {', '.join(ROLES)}); "
+            "over env FLEET_DB_PASSWORD_<ROLE>",
+        )
+    for command in (up, status, pruner, roles):
         command.add_argument(
             "--database-url", default=os.environ.get("DATABASE_URL"), help="PostgreSQL URL (env DATABASE_URL)"
         )
@@ -263,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url:
         parser.error("--database-url is required (or set DATABASE_URL)")
     jsonlog.configure(args.log_level)
+    # Before any database work: a bad password source fails fast, not after the migrations.
+    passwords = (
+        _passwords(args.password_file, parser) if args.command == "roles" or getattr(args, "login_users", False) else {}
+    )
     try:
         if args.command == "up":
             settings = PolicySettings.build(
@@ -270,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             applied = migrate_up(args.database_url, timescaledb=args.timescaledb, policies=settings)
             log.info("database is current", extra={"applied": applied})
-            return 0
+            return _make_logins(args.database_url, passwords) if passwords else 0
+        if args.command == "roles":
+            return _make_logins(args.database_url, passwords)
         if args.command == "prune":
             deleted = prune_expired(args.database_url, PolicySettings.build(args.retention))
             log.info("pruned", extra={"deleted": deleted})
@@ -278,9 +329,34 @@ def main(argv: list[str] | None = None) -> int:
         return _print_status(migration_status(args.database_url), args.json, args.check)
     except PolicyError as exc:
         parser.error(str(exc))
-    except (psycopg.Error, RuntimeError, ValueError) as exc:
+    except (psycopg.Error, RuntimeError, ValueError, OSError) as exc:
         log.error("migration command failed", extra={"error": str(exc)})
         return 1
+
+
+def _passwords(files: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Role key -> password from --password-file ROLE=PATH and FLEET_DB_PASSWORD_<ROLE>; exits 2
+    naming the bad entry, or when none is given."""
+    paths = {}
+    for entry in files:
+        key, sep, path = entry.partition("=")
+        if not sep or not path:
+            parser.error(f"--password-file takes ROLE=PATH, got {entry!r}")
+        paths[key] = path
+    try:
+        passwords = passwords_from(files=paths)
+    except RoleError as exc:
+        parser.error(str(exc))
+    if not passwords:
+        parser.error("no password given: set FLEET_DB_PASSWORD_<ROLE> or --password-file ROLE=PATH")
+    return passwords
+
+
+def _make_logins(url: str, passwords: dict[str, str]) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        logins = ensure_login_users(conn, passwords)
+    log.info("login users ready", extra={"logins": logins})
+    return 0
 
 
 def _print_status(report: dict, as_json: bool, check: bool) -> int:

@@ -35,6 +35,9 @@ STAGES: tuple[tuple[str, ...], ...] = (
 COMPONENTS: tuple[str, ...] = ("kafka", "timescaledb", "vector", "loader", "api", "grafana", "generator")
 JOBS: tuple[str, ...] = ("aggregates", "alarms", "inactivity", "kpis")
 FLINK_CHART = "flink-job"
+# The database role each client component logs in as (storage/roles.py; the timescaledb chart
+# makes the Secret `<name>-timescaledb-<role>` of each).
+DATABASE_ROLES: dict[str, str] = {"vector": "writer", "loader": "writer", "api": "api", "grafana": "grafana"}
 # spec.jobs.<job> keys that land on the chart's job.* values (when the spec sets them).
 JOB_KEYS: tuple[str, ...] = ("parallelism", "checkpointInterval", "upgradeMode", "alarmOutOfOrderness", "tripWindows")
 
@@ -206,9 +209,10 @@ def _wiring(name: str, component: str, spec: dict) -> dict:
         values["retention"] = spec["retention"]
     if component.startswith("job-") or component in ("vector", "loader", "generator"):
         values["kafka"] = {"bootstrapServers": f"{name}-kafka:9092"}
-    # The jobs read and write Kafka only; the loader moves their output into the database.
-    if component in ("vector", "loader", "api", "grafana"):
-        values["database"] = {"existingSecret": f"{name}-timescaledb"}
+    # The jobs read and write Kafka only; the loader moves their output into the database. Each
+    # client logs in as its own least-privilege role (the timescaledb chart's Secret per role).
+    if component in DATABASE_ROLES:
+        values["database"] = {"existingSecret": f"{name}-timescaledb-{DATABASE_ROLES[component]}"}
     return values
 
 

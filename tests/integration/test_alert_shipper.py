@@ -11,6 +11,7 @@ from confluent_kafka import Producer
 from contracts.records import AlertRecord
 from devstack.alert_shipper import AlertShipper
 from storage.migrate import migrate_up
+from tests.support.db_roles import role_url
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
@@ -55,7 +56,7 @@ def test_alert_records_land_in_alarm_events_and_bad_ones_do_not_stop_it(broker, 
     producer.produce(topic, key="hq.z1.d1", value=cleared.model_dump_json(exclude={"fleet_id"}))
     assert producer.flush(10) == 0
 
-    shipper = AlertShipper(broker.bootstrap, pg_url, topic=topic).start()
+    shipper = AlertShipper(broker.bootstrap, role_url(pg_url, "writer"), topic=topic).start()
     try:
         rows = wait_for_rows(pg_url, expected=2)
     finally:
@@ -82,7 +83,7 @@ def test_only_committed_alert_records_are_shipped(broker, kafka_topics, pg_url):
     producer.produce(topic, key="hq.z1.d1", value=alert(1).model_dump_json())
     producer.commit_transaction(30)
 
-    shipper = AlertShipper(broker.bootstrap, pg_url, topic=topic).start()
+    shipper = AlertShipper(broker.bootstrap, role_url(pg_url, "writer"), topic=topic).start()
     try:
         # One partition, read in order: once the committed record is in, the aborted one before
         # it has been read past.
@@ -99,7 +100,7 @@ def test_the_shipper_survives_a_batch_of_only_errors_and_a_record_alarm_events_r
     the wrong type is refused by alarm_events alone: the records around it still land."""
     migrate_up(pg_url)
     topic = f"alerts-later-{T0.timestamp():.0f}-{time.monotonic_ns()}"
-    shipper = AlertShipper(broker.bootstrap, pg_url, topic=topic).start()
+    shipper = AlertShipper(broker.bootstrap, role_url(pg_url, "writer"), topic=topic).start()
     try:
         broker.create_topics([topic], partitions=1)
         producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})

@@ -23,6 +23,7 @@ from contracts.thresholds import Thresholds
 from contracts.topics import topic_for
 from storage.migrate import migrate_up
 from tests.support.api_seed import BASE, TOKEN, seed
+from tests.support.db_roles import role_url
 from tests.support.simulated_run import SimulatedRun
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,8 @@ pytestmark = pytest.mark.integration
 async def client(pg_url):
     migrate_up(pg_url)
     seed(pg_url)
-    settings = Settings(database_url=pg_url, api_keys=((_key("operator"),)), pool_max=4)
+    # As the API's database role (storage.roles): its grants are tested by every query below.
+    settings = Settings(database_url=role_url(pg_url, "api"), api_keys=((_key("operator"),)), pool_max=4)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         await app.state.pool.wait()
@@ -112,7 +114,8 @@ async def test_fleet_summary_and_detail(client):
 @pytest.fixture
 async def run_client(simulated_run: SimulatedRun):
     """The API on the database of the simulated run."""
-    app = create_app(Settings(database_url=simulated_run.url, api_keys=(_key("operator"),), pool_max=2))
+    url = role_url(simulated_run.url, "api")
+    app = create_app(Settings(database_url=url, api_keys=(_key("operator"),), pool_max=2))
     async with app.router.lifespan_context(app):
         await app.state.pool.wait()
         transport = httpx.ASGITransport(app=app)

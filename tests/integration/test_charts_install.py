@@ -26,10 +26,13 @@ from tests.support.kube import Kube
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # Generated Secrets (name, key) per chart that must keep their value across upgrades.
 GENERATED = {
-    "kafka": ("fleet-monitor-kafka-kraft", "cluster-id"),
-    "timescaledb": ("fleet-monitor-timescaledb", "password"),
-    "grafana": ("fleet-monitor-grafana-admin", "admin-password"),
-    "api": ("fleet-monitor-api-admin-token", "token"),  # the API_KEYS entry is its hash
+    "kafka": [("fleet-monitor-kafka-kraft", "cluster-id")],
+    "timescaledb": [  # the bootstrap superuser's and each database role's (storage.roles)
+        ("fleet-monitor-timescaledb", "password"),
+        *((f"fleet-monitor-timescaledb-{role}", "password") for role in ("owner", "writer", "api", "grafana")),
+    ],
+    "grafana": [("fleet-monitor-grafana-admin", "admin-password")],
+    "api": [("fleet-monitor-api-admin-token", "token")],  # the API_KEYS entry is its hash
 }
 WORKLOAD = {
     "kafka": ("apps/v1", "statefulsets", "fleet-monitor-kafka"),
@@ -89,7 +92,7 @@ def _install_and_upgrade(kube: Kube, namespace: str, chart: str) -> None:
     api_version, plural, name = WORKLOAD[chart]
     workload = kube.get(api_version, plural, namespace, name)
     assert workload["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
-    before = secret_value(kube, namespace, *GENERATED[chart]) if chart in GENERATED else None
+    before = [secret_value(kube, namespace, *generated) for generated in GENERATED.get(chart, [])]
 
     # A volume cannot grow in place: the API server refuses a StatefulSet's changed
     # volumeClaimTemplates and a claim's growth on a class without volume expansion (ours: the
@@ -102,8 +105,8 @@ def _install_and_upgrade(kube: Kube, namespace: str, chart: str) -> None:
     assert status["info"]["status"] == "deployed" and status["version"] == 2
     prod_replicas = {"kafka": 3, "flink-job": 3, "vector": 3, "api": 3}.get(chart, 1)
     assert kube.get(api_version, plural, namespace, name)["spec"]["replicas"] == prod_replicas
-    if before is not None:
-        assert secret_value(kube, namespace, *GENERATED[chart]) == before, "generated credentials changed on upgrade"
+    after = [secret_value(kube, namespace, *generated) for generated in GENERATED.get(chart, [])]
+    assert after == before, "generated credentials changed on upgrade"
     history = json.loads(helm(kube, "history", release, "--namespace", namespace, "-o", "json"))
     assert [entry["revision"] for entry in history] == [1, 2]
 

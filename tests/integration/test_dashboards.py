@@ -23,6 +23,7 @@ import yaml
 
 from contracts.metrics import TIRE_POSITIONS
 from tests.support.charts import ROOT, find, render
+from tests.support.db_roles import role_url
 from tests.support.simulated_run import SimulatedRun
 
 pytestmark = pytest.mark.integration
@@ -195,11 +196,15 @@ def _has_data(rows: list[tuple], columns: list[str]) -> bool:
     return any(value not in (None, 0) for value in values)
 
 
+@pytest.fixture(scope="module")
+def grafana_url(simulated_run: SimulatedRun) -> str:
+    """The datasource's login (charts/grafana: the read-only fleet_grafana role), on the run's database."""
+    return role_url(simulated_run.url, "grafana")
+
+
 @pytest.mark.parametrize(("where", "panel", "target"), sql_targets(), ids=[case[0] for case in sql_targets()])
-def test_panel_sql_shows_the_simulated_run(
-    where: str, panel: dict, target: dict, simulated_run: SimulatedRun, view: View
-) -> None:
-    with psycopg.connect(simulated_run.url) as conn, conn.cursor() as cursor:
+def test_panel_sql_shows_the_simulated_run(where: str, panel: dict, target: dict, grafana_url: str, view: View) -> None:
+    with psycopg.connect(grafana_url) as conn, conn.cursor() as cursor:
         cursor.execute(expand(target["rawSql"], view))
         rows = cursor.fetchall()
         columns = [(c.name, c.type_code) for c in cursor.description]

@@ -16,6 +16,7 @@ from devstack.ports import wait_until
 from devstack.prometheus import RULE_FILES, PrometheusService
 from devstack.services import AlertShipperService, ApiService, RunDir
 from storage.migrate import migrate_up
+from tests.support.db_roles import role_urls
 from tests.support.promql import check, dashboard_queries, rule_queries
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,7 @@ def prometheus(pg_url, broker, tmp_path):
     migrate_up(pg_url)
     broker.create_topics([ALERTS_TOPIC])  # the shipper's
     run = RunDir.create(tmp_path)
-    postgres = SimpleNamespace(url=pg_url)
+    postgres = SimpleNamespace(url=pg_url, url_for=role_urls(pg_url).__getitem__)  # as MigrationsService leaves it
     api, shipper = ApiService(run, postgres), AlertShipperService(lambda: broker.bootstrap, postgres)
     prometheus = PrometheusService(run.prometheus, run.logs, [api, shipper])
     started = []

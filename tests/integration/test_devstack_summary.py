@@ -13,6 +13,7 @@ import pytest
 from contracts.topics import STORE_TOPICS
 from devstack.summary import Summary
 from storage.migrate import migrate_up
+from tests.support.db_roles import role_url
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,7 @@ def _loaded(url: str, table: str, partition: int, records: int) -> None:
 def test_summary_counts_what_the_loader_merged_and_rates_the_difference(pg_url):
     migrate_up(pg_url)
     stats = SimpleNamespace(sent=100)
-    summary = Summary(pg_url, stats)
+    summary = Summary(role_url(pg_url, "grafana"), stats)  # as `make run` reads: the read-only role
     _loaded(pg_url, "readings", 0, 300)
     _loaded(pg_url, "aggregates", 0, 7)
     _, first = summary.line("running")

@@ -26,6 +26,7 @@ from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, STORE_TOPICS
 from jobs.sample import build
 from storage.loader import Loader, topic_tables
 from storage.writes import WRITES
+from tests.support.db_roles import role_url
 from tests.support.jobs_run import (
     REPO,
     bounded_command,
@@ -70,7 +71,8 @@ def output(platform_broker, postgres_server, tmp_path_factory) -> JobOutput:
 
 def test_every_committed_record_lands_once(output, postgres_server):
     url = new_database(postgres_server)
-    load_all(output.bootstrap, url, "loader-once")
+    # As the writer role (storage.roles), as deployed: the same tables as the admin's reference load.
+    load_all(output.bootstrap, role_url(url, "writer"), "loader-once")
     assert loaded_records(url, "loader-once") == output.counts()
     assert snapshot(url, TABLES) == output.reference
     # Each readings record is one row, column for column as the job wrote it.

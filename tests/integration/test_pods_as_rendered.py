@@ -603,7 +603,8 @@ def test_grafana_config_has_grafanas_field_types(case: str, tmp_path: Path) -> N
         for text in datasource_files.values()
         for source in grafana_config.check_datasources(yaml.safe_load(text), variables).datasources
     ]
-    secret = env.objects.secrets[f"{NAME}-timescaledb"]
+    secret = env.objects.secrets[f"{NAME}-timescaledb-grafana"]  # the read-only role's (storage.roles)
+    assert secret["username"] == "fleet_grafana_login"
     postgres = [s for s in sources if s.type in grafana_config.POSTGRES_TYPES]
     assert len(postgres) == 1, [s.name for s in sources]
     jsondata = grafana_config.PostgresJsonData.model_validate(postgres[0].jsonData)

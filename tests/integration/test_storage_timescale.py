@@ -21,7 +21,9 @@ from api.security import hash_token, new_token, parse_api_keys
 from api.settings import Settings
 from storage.migrate import migrate_up, migration_status
 from storage.policies import PolicySettings
+from storage.roles import ensure_login_users
 from storage.timescale_engine import TimescaleEngine, engine_installed
+from tests.support.db_roles import PASSWORDS
 from tests.support.storage_upgrade import CONVERTED, migrate_until, seed_before_tires
 
 pytestmark = [
@@ -190,3 +192,37 @@ def test_tire_dimension_upgrade_of_compressed_hypertables(monkeypatch):
             assert conn.execute("SELECT count(*) FROM aggregates WHERE metric = 'pressure_kpa'").fetchone()[0] == 2
         policies = {(p["policy"], p["table"]) for p in migration_status(engine.url)["policies"]}
         assert {("compression", "readings"), ("refresh_continuous_aggregate", "readings_1h")} <= policies
+
+
+def test_roles_on_hypertables_and_rollups(tsdb):
+    """The roles' grants where TimescaleDB is involved: the writer's inserts create chunks, the API
+    reads the continuous aggregates, the owner owns them. PGlite serves every client in its one
+    session as its bootstrap user and ignores the startup packet's user and options, so the LOGIN
+    users are taken with SET ROLE here, and their login settings (Grafana's read-only default and
+    statement timeout) cannot apply: test_storage_roles covers those on PostgreSQL."""
+    with psycopg.connect(tsdb, autocommit=True) as conn:
+        ensure_login_users(conn, PASSWORDS)
+        owners = conn.execute(
+            "SELECT view_name, view_owner FROM timescaledb_information.continuous_aggregates ORDER BY 1"
+        ).fetchall()
+        assert owners == [("readings_1d", "fleet_owner"), ("readings_1h", "fleet_owner")]
+        at = datetime(2031, 1, 1, tzinfo=UTC)  # a chunk of its own, made by the writer's insert
+        try:
+            conn.execute("SET ROLE fleet_writer_login")
+            conn.execute(
+                "INSERT INTO readings VALUES (%s, 'veh-r', 'f', 'x', 'speed', 1, 'r1', '')", (at,), prepare=False
+            )
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT acknowledged_by FROM alarms")
+            conn.execute("SET ROLE fleet_api_login")
+            rollup = "SELECT count FROM readings_1h WHERE source_id = 'veh-r'"
+            assert conn.execute(rollup, prepare=False).fetchall() == [(1,)]
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("INSERT INTO readings VALUES (now(), 'veh-r', 'f', 'x', 'speed', 1, 'r2', '')")
+            conn.execute("SET ROLE fleet_grafana_login")
+            assert conn.execute("SELECT count FROM readings_1d WHERE source_id = 'veh-r'").fetchall() == [(1,)]
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("DELETE FROM readings")
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute("DELETE FROM readings WHERE source_id = 'veh-r'")

@@ -17,6 +17,7 @@ from contracts.records import AlertRecord, AlertSeverity, AlertStatus, AlertType
 from contracts.topics import ALERTS_TOPIC
 from storage.migrate import migrate_up
 from tests.support.charts import ENVIRONMENTS, find, pod_spec, render
+from tests.support.db_roles import role_url
 
 pytestmark = pytest.mark.integration
 UNITS = {"Gi": 2**30, "Mi": 2**20}
@@ -113,9 +114,10 @@ def test_vector_sink_statement_writes_alert_records(pg_url: str) -> None:
     table = vector_config("prod")[0]["sinks"]["alarm_events"]["table"]
     records = alert_records()
     batch = [as_vector_event(record, offset) for offset, record in enumerate(records)]
-    with psycopg.connect(pg_url, autocommit=True) as conn:
+    with psycopg.connect(role_url(pg_url, "writer"), autocommit=True) as conn:  # Vector's role (charts/vector)
         # $1 in Vector's statement is a server-side parameter; psycopg binds %s the same way.
         conn.execute(sink_statement(table).replace("$1", "%s"), (Jsonb(batch),))
+    with psycopg.connect(pg_url) as conn:  # the writer appends, it does not read alarm_events
         rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM alarm_events ORDER BY alert_id DESC").fetchall()
     assert rows == [tuple(record.model_dump()[column] for column in COLUMNS) for record in records]
 

@@ -443,6 +443,8 @@ def _fill(volume: dict, objects: Objects, directory: Path, where: str, localize)
             raise LookupError(f"container {where}: {kind} volume {name!r} is not rendered")
         items = source.get("items") or [{"key": k, "path": k} for k in store[name]]
         for item in items:
+            if item["key"] not in store[name] and source.get("optional"):
+                continue  # as the kubelet does: an optional volume's missing key is no file
             target = directory / item["path"]
             target.parent.mkdir(parents=True, exist_ok=True)
             value = store[name][item["key"]]

@@ -326,27 +326,86 @@ def test_flink_config_matches_the_containers(environment: str) -> None:
         assert config[key] in admitted, key
 
 
-def test_database_secret_carries_every_key_clients_read() -> None:
+def _secrets(docs: list[dict]) -> dict[str, dict[str, str]]:
+    return {
+        d["metadata"]["name"]: {key: base64.b64decode(value).decode() for key, value in (d.get("data") or {}).items()}
+        for d in find(docs, "Secret")
+    }
+
+
+def _client_containers(chart: str, *sets: str) -> list[tuple[dict, dict]]:
+    """(pod spec, container) of each workload container of a database client chart."""
+    docs = render(chart, "prod", *sets)
+    return [
+        (pod_spec(workload), container)
+        for workload in find(docs, "Deployment") + find(docs, "StatefulSet")
+        for container in pod_spec(workload)["containers"]
+    ]
+
+
+def test_database_secrets_carry_every_key_clients_read() -> None:
+    """The bootstrap Secret is the migration Job's alone; each client reads the Secret of its own
+    role (storage.roles, the operator's DATABASE_ROLES), whose username is that role's login."""
+    from storage.roles import ROLES
+
     docs = render("timescaledb", "prod")
-    data = find(docs, "Secret", "fleet-monitor-timescaledb")[0]["data"]
-    secret = {key: base64.b64decode(value).decode() for key, value in data.items()}
-    assert set(secret) == {"username", "password", "database", "host", "port", "sslmode", "database-url"}
-    assert secret["database-url"].endswith("?sslmode=require")
-    assert len(secret["password"]) >= 32
+    secrets = _secrets(docs)
+    bootstrap = secrets["fleet-monitor-timescaledb"]
+    assert set(bootstrap) == {"username", "password", "database", "host", "port", "sslmode", "database-url"}
+    assert bootstrap["database-url"].endswith("?sslmode=require")
+    for key, role in ROLES.items():
+        secret = secrets[f"fleet-monitor-timescaledb-{key}"]
+        assert set(secret) == set(bootstrap) | {"sslrootcert"}, key
+        assert secret["username"] == role.login and len(secret["password"]) >= 32
+        assert secret["database-url"].startswith(f"postgresql://{role.login}:{secret['password']}@")
+        assert secret["database-url"].endswith("?sslmode=require") and secret["sslrootcert"] == ""
     job = find(docs, "Job", "fleet-monitor-timescaledb-migrate")[0]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
-    command = pod_spec(job)["containers"][0]["command"]
-    assert command[:6] == ["python", "-m", "storage.migrate", "up", "--database-url", "$(DATABASE_URL)"]
-    assert "readings=7 days" in command
-    for chart in ("api", "vector", "grafana", "loader"):
-        for workload in find(render(chart, "prod"), "Deployment") + find(render(chart, "prod"), "StatefulSet"):
-            for container in pod_spec(workload)["containers"]:
-                for env in container.get("env", []):
-                    ref = env.get("valueFrom", {}).get("secretKeyRef")
-                    if ref and ref["name"] == "fleet-monitor-timescaledb":
-                        assert ref["key"] in secret, f"{chart} reads {ref['key']} the Secret lacks"
+    container = pod_spec(job)["containers"][0]
+    assert container["command"][:6] == ["python", "-m", "storage.migrate", "up", "--database-url", "$(DATABASE_URL)"]
+    assert "readings=7 days" in container["command"] and "--login-users" in container["command"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert refs["DATABASE_URL"] == {"name": "fleet-monitor-timescaledb", "key": "database-url"}
+    for key, role in ROLES.items():
+        assert refs[role.password_env] == {"name": f"fleet-monitor-timescaledb-{key}", "key": "password"}
+    for chart, key in model.DATABASE_ROLES.items():
+        assert key in ROLES, f"{chart}: the operator names an unknown database role {key!r}"
+        for _, client in _client_containers(chart):
+            for env in client.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref and ref["name"].startswith("fleet-monitor-timescaledb"):
+                    assert ref["name"] == f"fleet-monitor-timescaledb-{key}", f"{chart} reads {ref['name']}"
+                    assert ref["key"] in secrets[ref["name"]], f"{chart} reads {ref['key']} the Secret lacks"
     flink = yaml.safe_dump(render("flink-job", "prod"))
     assert "fleet-monitor-timescaledb" not in flink, "the Flink jobs need no database credentials"
+
+
+CA = "-----BEGIN CERTIFICATE-----MIIB-----END CERTIFICATE-----"
+
+
+def test_a_database_ca_makes_every_client_verify_the_server() -> None:
+    """tls.ca: every role Secret says verify-full with the CA's path, carries the CA, and every
+    client chart mounts its Secret's ca.crt at that path (optional: absent without a CA)."""
+    secrets = _secrets(render("timescaledb", "prod", f"tls.ca={CA}", "tls.existingSecret=db-cert"))
+    path = secrets["fleet-monitor-timescaledb-api"]["sslrootcert"]
+    for key in ("owner", "writer", "api", "grafana"):
+        secret = secrets[f"fleet-monitor-timescaledb-{key}"]
+        assert secret["sslmode"] == "verify-full" and secret["ca.crt"] == CA and secret["sslrootcert"] == path
+        assert secret["database-url"].endswith(f"?sslmode=verify-full&sslrootcert={path}")
+    directory, name = path.rsplit("/", 1)
+    for chart in model.DATABASE_ROLES:
+        for spec, client in _client_containers(chart):
+            mounts = {m["mountPath"]: m["name"] for m in client.get("volumeMounts", [])}
+            assert directory in mounts, f"{chart}: the database CA is not mounted at {directory}"
+            volume = next(v for v in spec["volumes"] if v["name"] == mounts[directory])["secret"]
+            assert volume["optional"] is True and volume["items"] == [{"key": "ca.crt", "path": name}], chart
+    datasource = yaml.safe_load(find(render("grafana", "prod"), "ConfigMap")[0]["data"]["datasources.yaml"])
+    assert datasource["datasources"][0]["jsonData"]["sslRootCertFile"] == "${DB_SSLROOTCERT}"
+
+
+def test_a_database_ca_without_a_certificate_it_signed_is_refused() -> None:
+    with pytest.raises(AssertionError, match=r"tls\.ca needs tls\.existingSecret"):
+        render("timescaledb", "prod", f"tls.ca={CA}")
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)

@@ -306,7 +306,7 @@ def test_taskmanager_and_loader_commands_are_the_images(environment: str | None)
     assert loader["livenessProbe"]["httpGet"]["port"] == "metrics"
     env = {e["name"]: e for e in loader["env"]}
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": "fleet-monitor-timescaledb",
+        "name": "fleet-monitor-timescaledb-writer",
         "key": "database-url",
     }
     images = {taskmanager["image"].rsplit(":", 1)[0], loader["image"].rsplit(":", 1)[0]}

@@ -65,7 +65,7 @@ def test_values_are_overlay_then_resource_settings_then_free_form_overrides(dirs
     assert api.name == "fm-api" and api.chart == "api"
     assert api.values == {
         "fullnameOverride": "fm-api",
-        "database": {"existingSecret": "fm-timescaledb"},  # wired to the timescaledb release
+        "database": {"existingSecret": "fm-timescaledb-api"},  # the timescaledb release's API role
         "replicaCount": 7,  # spec.components.api.values is merged last
         "resources": {"limits": {"cpu": "1"}, "requests": {"memory": "1Gi"}},
         "persistence": {"size": "3Gi"},
@@ -101,7 +101,7 @@ def test_loader_is_wired_to_kafka_and_the_database(dirs):
     assert loader.values == {
         "fullnameOverride": "fm-loader",
         "kafka": {"bootstrapServers": "fm-kafka:9092"},
-        "database": {"existingSecret": "fm-timescaledb"},
+        "database": {"existingSecret": "fm-timescaledb-writer"},  # the writer role's Secret
         "replicaCount": 2,
     }
 

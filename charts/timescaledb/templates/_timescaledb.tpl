@@ -37,3 +37,24 @@
 {{- printf "%dMB" (divf (float64 .) 1048576.0 | floor | int64) }}
 {{- end }}
 {{- end }}
+
+{{/* The least-privilege roles' LOGIN users as storage/roles.py names them (migration 0015_roles
+     makes the group roles; the migration Job's `--login-users` the users). A unit test holds the
+     two together. */}}
+{{- define "timescaledb.roleLogins" -}}
+owner: fleet_owner
+writer: fleet_writer_login
+api: fleet_api_login
+grafana: fleet_grafana_login
+{{- end }}
+
+{{/* Where clients find the database's CA (tls.ca): each client chart mounts the key `ca.crt` of
+     its role's Secret here (optional: absent without a CA). */}}
+{{- define "timescaledb.caPath" -}}
+/etc/fleet-monitor/database-ca/ca.crt
+{{- end }}
+
+{{/* Clients verify the server's certificate and name when a CA is given; else as before. */}}
+{{- define "timescaledb.clientSslmode" -}}
+{{- if and .Values.tls.enabled .Values.tls.ca }}verify-full{{ else }}{{ include "timescaledb.sslmode" . }}{{ end }}
+{{- end }}
