@@ -84,28 +84,10 @@ GRANT INSERT, SELECT (alert_id, alert_type, severity, status, source_id, fleet_i
 GRANT SELECT ON readings, readings_1h, readings_1d, aggregates, alarms, source_state, device_inactivity, driving_kpis,
     trip_metrics, schema_migrations TO fleet_api;
 GRANT UPDATE (status, acknowledged_at, acknowledged_by, cleared_at, updated_at) ON alarms TO fleet_api;
--- Who acknowledged/cleared what: the audit table and the clearing column come with 0014 (API keys).
--- Granted when they exist, so this migration holds whichever way the two were merged.
-DO $$
-DECLARE
-    owned record;
-BEGIN
-    IF to_regclass('alarm_audit') IS NOT NULL THEN
-        GRANT SELECT, INSERT ON alarm_audit TO fleet_api;
-        -- A serial key's sequence (an identity column needs no grant).
-        FOR owned IN
-            SELECT d.objid::regclass AS name FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-            WHERE d.refobjid = 'alarm_audit'::regclass AND d.deptype = 'a'
-        LOOP
-            EXECUTE format('GRANT USAGE ON SEQUENCE %s TO fleet_api', owned.name);
-        END LOOP;
-    END IF;
-    IF EXISTS (SELECT 1 FROM information_schema.columns
-               WHERE table_schema = 'public' AND table_name = 'alarms' AND column_name = 'cleared_by') THEN
-        GRANT UPDATE (cleared_by) ON alarms TO fleet_api;
-    END IF;
-END
-$$;
+-- Who acknowledged/cleared what (0014): the API records it; the loader's alarm upsert forgets a
+-- person's clear once the pipeline moves the alarm on (storage.writes).
+GRANT SELECT, INSERT ON alarm_audit TO fleet_api;
+GRANT UPDATE (cleared_by) ON alarms TO fleet_api, fleet_writer;
 
 -- Grafana: reads everything the dashboards and Explore may show.
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO fleet_grafana;

@@ -21,7 +21,6 @@ from devstack.postgres import PrivatePostgres
 from storage.migrate import Migration, migrate_up
 from storage.roles import GRAFANA_STATEMENT_TIMEOUT, ROLES, ROLES_MIGRATION, login_url
 from tests.support.db_roles import PASSWORDS, role_urls
-from tests.support.storage_upgrade import migrate_until
 
 pytestmark = pytest.mark.integration
 
@@ -199,18 +198,16 @@ def test_passwords_authenticate_over_scram_and_wrong_ones_do_not():
             psycopg.connect(login_url(server.url, "api", PASSWORDS["writer"])).close()
 
 
-def test_the_audit_table_of_0014_gets_its_grants_whichever_way_it_came(pg_url, monkeypatch):
-    """0014 (API keys, on another branch) adds `alarm_audit` and `alarms.cleared_by`: 0015 grants
-    the API INSERT on the one (and its serial's sequence) and UPDATE on the other when they exist.
-    A table of that shape stands in for 0014 here, made before 0015 as 0014 would be."""
-    migrate_until(pg_url, "0013_tire_dimension", monkeypatch)
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("ALTER TABLE alarms ADD COLUMN cleared_by text")
-        conn.execute("CREATE TABLE alarm_audit (id bigserial PRIMARY KEY, alert_id text NOT NULL, actor text NOT NULL)")
+def test_the_audit_of_0014_is_written_by_the_api_alone_and_kept(pg_url):
+    """The API records who acknowledged or cleared an alarm (alarm_audit, alarms.cleared_by); the
+    loader's alarm upsert may only forget a person's clear (cleared_by = NULL), never forge one."""
     migrate_up(pg_url)
     urls = role_urls(pg_url)
-    assert not refused(urls["api"], "INSERT INTO alarm_audit (alert_id, actor) VALUES ('a1', 'ops')")
+    audit = "INSERT INTO alarm_audit (alert_id, action, key_name, fleet_id) VALUES ('a1', 'clear', 'ops', 'f1')"
+    assert not refused(urls["api"], audit)
     assert not refused(urls["api"], "UPDATE alarms SET cleared_by = 'ops' WHERE false")
     assert refused(urls["api"], "DELETE FROM alarm_audit")  # the record stays
+    assert refused(urls["api"], "UPDATE alarm_audit SET key_name = 'someone else'")
+    assert not refused(urls["writer"], "UPDATE alarms SET cleared_by = NULL WHERE false")
     assert refused(urls["writer"], "SELECT * FROM alarm_audit")
-    assert refused(urls["writer"], "INSERT INTO alarm_audit (alert_id, actor) VALUES ('a1', 'forged')")
+    assert refused(urls["writer"], audit.replace("'ops'", "'forged'"))
