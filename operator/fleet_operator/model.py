@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from contracts.kafka_auth import COMPONENT_USERS
 from contracts.thresholds import Thresholds
 from contracts.topics import ALL_TOPICS
 
@@ -241,6 +242,7 @@ def desired_releases(
             values = merge_values(
                 overlay,
                 _wiring(name, component, spec),
+                _kafka_auth_wiring(releases, chart, charts_dir),
                 own,
                 _common_keys(settings),
                 settings.get("values"),
@@ -287,6 +289,38 @@ def _admit(values: dict, peer: dict) -> None:
     policy = values.setdefault("networkPolicy", {})
     listed = list(policy.get("extraIngressFrom") or [])
     policy["extraIngressFrom"] = listed if peer in listed else [*listed, peer]
+
+
+@dataclass(frozen=True)
+class KafkaSecrets:
+    users: str
+    """Secret of the users' passwords (one key per user)."""
+    tls: str
+    """Secret whose ca.crt the clients trust."""
+
+
+def kafka_secrets(kafka: dict) -> KafkaSecrets | None:
+    """The kafka release's Secrets its clients log in with, from its values over the chart's
+    defaults (kafka_values); None when it runs PLAINTEXT. Names as charts/kafka makes them."""
+    if not (kafka.get("auth") or {}).get("enabled"):
+        return None
+    fullname = kafka.get("fullnameOverride") or "fleet-monitor-kafka"
+    return KafkaSecrets(
+        users=kafka["auth"].get("existingSecret") or f"{fullname}-users",
+        tls=(kafka.get("tls") or {}).get("existingSecret") or f"{fullname}-tls",
+    )
+
+
+def _kafka_auth_wiring(built: list[Release], chart: str, charts_dir: Path) -> dict:
+    """A Kafka client release logs in with its own user (contracts.kafka_auth.COMPONENT_USERS,
+    each chart's kafka.auth.username) when the kafka release, built before it, runs SASL_SSL:
+    the kafka release's Secrets go into its kafka.auth values."""
+    if chart not in COMPONENT_USERS or not any(release.component == "kafka" for release in built):
+        return {}
+    secrets = kafka_secrets(kafka_values(built, charts_dir))
+    if secrets is None:
+        return {}
+    return {"kafka": {"auth": {"enabled": True, "passwordSecret": secrets.users, "caSecret": secrets.tls}}}
 
 
 def kafka_values(releases: list[Release], charts_dir: Path) -> dict:
