@@ -41,6 +41,7 @@ from generator.runner import run
 from generator.sinks import KafkaSink
 from tests.integration.test_pods_as_rendered import NAME, Environment, kafka_pod
 from tests.support.charts import ROOT
+from tests.support.jobs_run import bounded_command, run_jobs
 from tests.support.pods import Endpoints, ImageLayout, LocalContainer, pod_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -325,3 +326,16 @@ def test_the_java_client_properties_log_in(cluster: AuthCluster, tmp_path: Path)
         input="forged\n", capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert "TopicAuthorizationException" in denied.stdout + denied.stderr
+
+
+def test_a_flink_job_reads_and_writes_through_sasl_ssl(cluster: AuthCluster, tmp_path: Path) -> None:
+    """`python -m jobs aggregates` (a bounded replay) with the KAFKA_* its rendered JobManager pod
+    gets: the connector's sources read the simulator's events as `jobs`, its exactly-once sinks
+    commit the store topics; the loader's user then reads them. Run this file under
+    `flock /tmp/fleet-flink.lock` (it starts Flink)."""
+    auth = cluster.component_auth("job-aggregates", "Deployment", "-jobmanager")
+    group = f"{NAME}-job-aggregates"
+    command = bounded_command(cluster.bootstrap, tmp_path / "checkpoints", "--group-id", group, job="aggregates")
+    run_jobs(command, env=auth.env())
+    readings = consume(cluster, cluster.component_auth("loader"), STORE_TOPICS["readings"], "fleet-loader", 120)
+    assert isinstance(readings, list) and readings, f"no committed readings: {readings}"
