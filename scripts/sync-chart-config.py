@@ -17,7 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from contracts.kafka_auth import USERS  # noqa: E402
+from contracts.kafka_auth import JOBS_GROUP_PREFIX, USERS  # noqa: E402
 from contracts.thresholds import DEFAULT_RULES, Thresholds  # noqa: E402
 from contracts.topics import ALERTS_TOPIC, ALL_TOPICS  # noqa: E402
 
@@ -38,7 +38,10 @@ def generated() -> dict[str, dict]:
     return {
         "charts/kafka/values.yaml": {"topics": list(ALL_TOPICS), "authUsers": USERS},
         "charts/vector/values.yaml": {"alertsTopic": ALERTS_TOPIC},
-        "charts/flink-job/values.yaml": {"thresholds": default_thresholds()},
+        "charts/flink-job/values.yaml": {
+            "thresholds": default_thresholds(),
+            "kafkaJobsGroupPrefix": JOBS_GROUP_PREFIX,
+        },
     }
 
 

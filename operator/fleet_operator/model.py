@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from contracts.kafka_auth import COMPONENT_USERS
+from contracts.kafka_auth import COMPONENT_USERS, JOBS_GROUP_PREFIX
 from contracts.thresholds import Thresholds
 from contracts.topics import ALL_TOPICS
 
@@ -242,7 +242,7 @@ def desired_releases(
             values = merge_values(
                 overlay,
                 _wiring(name, component, spec),
-                _kafka_auth_wiring(releases, chart, charts_dir),
+                _kafka_auth_wiring(releases, name, component, chart, charts_dir),
                 own,
                 _common_keys(settings),
                 settings.get("values"),
@@ -311,7 +311,7 @@ def kafka_secrets(kafka: dict) -> KafkaSecrets | None:
     )
 
 
-def _kafka_auth_wiring(built: list[Release], chart: str, charts_dir: Path) -> dict:
+def _kafka_auth_wiring(built: list[Release], name: str, component: str, chart: str, charts_dir: Path) -> dict:
     """A Kafka client release logs in with its own user (contracts.kafka_auth.COMPONENT_USERS,
     each chart's kafka.auth.username) when the kafka release, built before it, runs SASL_SSL:
     the kafka release's Secrets go into its kafka.auth values."""
@@ -320,7 +320,12 @@ def _kafka_auth_wiring(built: list[Release], chart: str, charts_dir: Path) -> di
     secrets = kafka_secrets(kafka_values(built, charts_dir))
     if secrets is None:
         return {}
-    return {"kafka": {"auth": {"enabled": True, "passwordSecret": secrets.users, "caSecret": secrets.tls}}}
+    wiring: dict[str, Any] = {"enabled": True, "passwordSecret": secrets.users, "caSecret": secrets.tls}
+    kafka: dict[str, Any] = {"auth": wiring}
+    if chart == FLINK_CHART and not f"{name}-{component}".startswith(JOBS_GROUP_PREFIX):
+        # The jobs' ACLs cover groups under the prefix; the release's name (the default group) is not.
+        kafka["consumerGroup"] = f"{JOBS_GROUP_PREFIX}-{name}-{component.removeprefix('job-')}"
+    return {"kafka": kafka}
 
 
 def kafka_values(releases: list[Release], charts_dir: Path) -> dict:

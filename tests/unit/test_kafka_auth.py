@@ -163,7 +163,8 @@ def test_the_generated_key_is_pkcs8_and_matches_the_certificate():
 
 @pytest.mark.parametrize(("chart", "user"), sorted(COMPONENT_USERS.items()))
 def test_each_client_chart_passes_its_user_from_the_kafka_secrets(chart, user):
-    docs = render(chart, "dev", "kafka.auth.enabled=true")
+    group = ["kafka.consumerGroup=fleet-monitor-job-alarms"] if chart == "flink-job" else []  # ACLs' prefix
+    docs = render(chart, "dev", "kafka.auth.enabled=true", *group)
     workloads = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
     assert workloads
     for workload in workloads:
@@ -199,7 +200,7 @@ def test_vector_logs_in_with_the_password_from_its_env():
     assert source["tls"] == {"enabled": True, "ca_file": "/etc/kafka-ca/ca.crt"}
 
 
-def test_the_operator_wires_every_client_to_the_kafka_secrets_when_auth_is_on(tmp_path):
+def test_the_operator_wires_every_client_to_the_kafka_secrets_when_auth_is_on():
     from fleet_operator import model, openapi
 
     crd = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
@@ -207,10 +208,14 @@ def test_the_operator_wires_every_client_to_the_kafka_secrets_when_auth_is_on(tm
     obj["spec"].setdefault("components", {})["kafka"] = {"values": {"auth": {"enabled": True}}}
     spec = openapi.apply_defaults(openapi.version_schema(crd), obj)["spec"]
     releases = model.desired_releases("fm", spec, ROOT / "charts", ROOT / "environments")
-    wired = {r.component: (r.values.get("kafka") or {}).get("auth") for r in releases if r.chart in COMPONENT_USERS}
-    assert wired and all(
-        a == {"enabled": True, "passwordSecret": "fm-kafka-users", "caSecret": "fm-kafka-tls"} for a in wired.values()
-    ), wired
+    clients = [r for r in releases if r.chart in COMPONENT_USERS]
+    assert {r.chart for r in clients} == set(COMPONENT_USERS)
+    for release in clients:
+        auth = release.values["kafka"]["auth"]
+        assert auth == {"enabled": True, "passwordSecret": "fm-kafka-users", "caSecret": "fm-kafka-tls"}, release.name
+    # A FleetMonitor not named fleet-monitor: the jobs' groups move under the prefix their ACLs grant.
+    groups = {r.values["kafka"].get("consumerGroup") for r in clients if r.chart == "flink-job"}
+    assert groups == {f"{JOBS_GROUP_PREFIX}-fm-{job}" for job in model.JOBS}
     assert model.kafka_secrets(model.kafka_values(releases, ROOT / "charts")) == model.KafkaSecrets(
         "fm-kafka-users", "fm-kafka-tls"
     )
@@ -221,3 +226,10 @@ def test_the_operator_wires_every_client_to_the_kafka_secrets_when_auth_is_on(tm
         "auth" not in (r.values.get("kafka") or {})
         for r in model.desired_releases("fm", plain, ROOT / "charts", ROOT / "environments")
     )
+
+
+def test_the_jobs_chart_refuses_a_group_its_acls_do_not_cover():
+    """helm template fleet-monitor-flink-job: the default group, the release's name, is not under
+    the prefix: refused at render time, naming the value and the prefix."""
+    with pytest.raises(AssertionError, match=r"kafka\.consumerGroup .* must start with"):
+        render("flink-job", "dev", "kafka.auth.enabled=true")

@@ -88,3 +88,14 @@ podAffinity:
     items: [{key: ca.crt, path: ca.crt}]
 {{- end }}
 {{- end }}
+
+{{/* The sources' consumer group, also the sinks' transactional-id prefix. With kafka.auth the
+     kafka chart's ACLs grant the jobs user only groups and transactional ids starting with
+     kafkaJobsGroupPrefix (contracts/kafka_auth.py): any other would be refused at run time. */}}
+{{- define "flink_job.consumerGroup" -}}
+{{- $group := .Values.kafka.consumerGroup | default (include "flink_job.fullname" .) }}
+{{- if and .Values.kafka.auth.enabled (not (hasPrefix .Values.kafkaJobsGroupPrefix $group)) }}
+{{- fail (printf "flink-job: kafka.consumerGroup %q (empty: the release's full name) must start with %q when kafka.auth.enabled: the kafka chart's ACLs grant the jobs user only such groups and transactional ids" $group .Values.kafkaJobsGroupPrefix) }}
+{{- end }}
+{{- $group }}
+{{- end }}
