@@ -93,7 +93,10 @@ def _sql_text(value: str) -> str:
 def kafka_properties(config: JobConfig) -> dict[str, str]:
     """The Kafka client's security settings as connector options (`properties.*`), the login
     module named as flink-sql-connector-kafka relocates it."""
-    return {f"properties.{key}": value for key, value in config.kafka_auth.java(FLINK_SHADED_PREFIX).items()}
+    auth = config.kafka_auth
+    if not (auth.sasl or auth.tls):
+        return {}  # PLAINTEXT, the client's default: the tables' options stay as they were
+    return {f"properties.{key}": value for key, value in auth.java(FLINK_SHADED_PREFIX).items()}
 
 
 def _start_options(config: JobConfig) -> dict[str, str]:

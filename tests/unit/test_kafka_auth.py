@@ -87,7 +87,7 @@ def test_the_flink_connector_gets_the_shaded_login_module_it_ships():
     with zipfile.ZipFile(jars[0]) as jar:
         assert module.replace(".", "/") + ".class" in jar.namelist()
     plain = JobConfig(jobs=("alarms",), bootstrap_servers="k:9092", checkpoint_dir="file:///tmp")
-    assert kafka_properties(plain) == {"properties.security.protocol": "PLAINTEXT"}
+    assert kafka_properties(plain) == {}
 
 
 def test_each_user_gets_least_privilege():
