@@ -87,7 +87,10 @@ class AuthCluster:
 
 
 def _install_tools(bin_dir: Path) -> None:
-    from jobs.connectors import kafka_classpath
+    from jobs.connectors import java_dir, kafka_classpath
+
+    if not any((java_dir() / "kafka").glob("kafka-tools-*.jar")):
+        raise FileNotFoundError(f"kafka-tools jar not in {java_dir() / 'kafka'}: run make setup (scripts/java pins it)")
 
     log4j = bin_dir.parent.parent / "log4j2.properties"
     for name, main in TOOLS.items():
