@@ -17,6 +17,7 @@ import psycopg
 from confluent_kafka import Consumer, KafkaException
 from prometheus_client import Counter
 
+from contracts.kafka_auth import VECTOR_GROUP, KafkaAuth
 from contracts.prometheus_names import ALERT_SHIPPER_RECORDS, ALERT_SHIPPER_REJECTED
 from contracts.topics import ALERTS_TOPIC
 
@@ -30,11 +31,19 @@ REJECTED = Counter(ALERT_SHIPPER_REJECTED, "Alert records that were not JSON obj
 
 
 class AlertShipper:
-    def __init__(self, bootstrap: str, database_url: str, topic: str = ALERTS_TOPIC, batch_size: int = 500):
+    def __init__(
+        self,
+        bootstrap: str,
+        database_url: str,
+        topic: str = ALERTS_TOPIC,
+        batch_size: int = 500,
+        kafka_auth: KafkaAuth | None = None,
+    ):
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
-                "group.id": "fleet-alert-shipper",
+                **(kafka_auth or KafkaAuth.from_env()).librdkafka(),  # SASL/TLS: KAFKA_* (Vector's user)
+                "group.id": VECTOR_GROUP,  # Vector's group: the one charts/kafka's ACLs grant its user
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
                 # Only what the jobs' transactions committed: each alarm state once (Vector: the same).

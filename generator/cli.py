@@ -20,6 +20,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+from contracts.kafka_auth import KafkaAuth, KafkaAuthError
 from contracts.thresholds import Thresholds
 from generator.config import FAMILIES, SCENARIOS, SimConfig, now_utc_ms, parse_families, parse_scenarios
 from generator.pipeline import PipelinedSimulator
@@ -263,7 +264,11 @@ def _sink(args, parser: argparse.ArgumentParser):
     if args.output == "kafka":
         if not args.bootstrap:
             parser.error("--output kafka needs --bootstrap HOST:PORT")
-        return KafkaSink(args.bootstrap, dict(args.producer_config))
+        try:  # SASL/TLS from KAFKA_* (contracts.kafka_auth); --producer-config wins
+            auth = KafkaAuth.from_env()
+        except KafkaAuthError as exc:
+            parser.error(str(exc))
+        return KafkaSink(args.bootstrap, {**auth.librdkafka(), **dict(args.producer_config)})
     if args.output == "files":
         if not args.out_dir:
             parser.error("--output files needs --out-dir DIR")

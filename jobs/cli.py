@@ -11,6 +11,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from contracts.kafka_auth import KafkaAuth
 from contracts.thresholds import Thresholds
 from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, EVENT_TOPICS
 from contracts.windows import TRIP_WINDOWS_S, parse_windows
@@ -236,6 +237,7 @@ def config_from(args: argparse.Namespace) -> JobConfig:
         idle_timeout_s=args.idle_timeout,
         restore_from=restore,
         rest_port=args.rest_port,
+        kafka_auth=KafkaAuth.from_env(),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from contracts.kafka_auth import KafkaAuth
 from contracts.thresholds import Thresholds
 from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, EVENT_TOPICS, STORE_TOPICS
 from contracts.windows import TRIP_WINDOWS_S
@@ -67,6 +68,8 @@ class JobConfig:
     metrics_port: str = "9249-9299"
     rest_port: int | None = None
     """The Flink REST API's port of the local mini-cluster (job status, per-operator record counts)."""
+    kafka_auth: KafkaAuth = field(default_factory=KafkaAuth)
+    """SASL/TLS of the sources and sinks (KAFKA_* of the process that builds the job)."""
 
     @property
     def families(self) -> tuple[str, ...]:

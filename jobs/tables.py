@@ -7,6 +7,7 @@ from pyflink.java_gateway import get_gateway
 from pyflink.table import Schema, StreamTableEnvironment
 
 from contracts.events import EPOCH_MILLIS_FROM, LAST_EPOCH_MS
+from contracts.kafka_auth import FLINK_SHADED_PREFIX
 from jobs import fastpath
 from jobs.config import JobConfig
 from jobs.parse import function_name, output_columns, parse_function
@@ -82,7 +83,20 @@ def short(schema_name: str) -> str:
 
 
 def _with(options: dict[str, str]) -> str:
-    return ", ".join(f"'{key}' = '{value}'" for key, value in options.items())
+    return ", ".join(f"'{key}' = '{_sql_text(value)}'" for key, value in options.items())
+
+
+def _sql_text(value: str) -> str:
+    return str(value).replace("'", "''")
+
+
+def kafka_properties(config: JobConfig) -> dict[str, str]:
+    """The Kafka client's security settings as connector options (`properties.*`), the login
+    module named as flink-sql-connector-kafka relocates it."""
+    auth = config.kafka_auth
+    if not (auth.sasl or auth.tls):
+        return {}  # PLAINTEXT, the client's default: the tables' options stay as they were
+    return {f"properties.{key}": value for key, value in auth.java(FLINK_SHADED_PREFIX).items()}
 
 
 def _start_options(config: JobConfig) -> dict[str, str]:
@@ -103,6 +117,7 @@ def create_source(t_env: StreamTableEnvironment, config: JobConfig, schema_name:
         "properties.bootstrap.servers": config.bootstrap_servers,
         "properties.group.id": config.group_id,
         "properties.isolation.level": "read_committed",
+        **kafka_properties(config),
         "format": "raw",
         **_start_options(config),
     }
@@ -208,6 +223,7 @@ def _sink_options(config: JobConfig, topic: str, name: str) -> dict[str, str]:
         "sink.delivery-guarantee": "exactly-once",
         "sink.transactional-id-prefix": f"{config.transactional_prefix}-{name}",
         "properties.transaction.timeout.ms": str(TRANSACTION_TIMEOUT_MS),
+        **kafka_properties(config),
     }
 
 

@@ -1,5 +1,5 @@
-"""Write the chart-facing copies of the contracts (topic names, default thresholds) into the
-charts' values.yaml, between `# BEGIN generated` / `# END generated` markers.
+"""Write the chart-facing copies of the contracts (topic names, Kafka users and their ACLs, default
+thresholds) into the charts' values.yaml, between `# BEGIN generated` / `# END generated` markers.
 
 Charts cannot import Python, so this is how contracts stay the one source of truth:
 `--check` exits 1 when a chart has drifted (the chart tests run it).
@@ -17,6 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from contracts.kafka_auth import JOBS_GROUP_PREFIX, USERS  # noqa: E402
 from contracts.thresholds import DEFAULT_RULES, Thresholds  # noqa: E402
 from contracts.topics import ALERTS_TOPIC, ALL_TOPICS  # noqa: E402
 
@@ -35,9 +36,12 @@ def default_thresholds() -> dict:
 
 def generated() -> dict[str, dict]:
     return {
-        "charts/kafka/values.yaml": {"topics": list(ALL_TOPICS)},
+        "charts/kafka/values.yaml": {"topics": list(ALL_TOPICS), "authUsers": USERS},
         "charts/vector/values.yaml": {"alertsTopic": ALERTS_TOPIC},
-        "charts/flink-job/values.yaml": {"thresholds": default_thresholds()},
+        "charts/flink-job/values.yaml": {
+            "thresholds": default_thresholds(),
+            "kafkaJobsGroupPrefix": JOBS_GROUP_PREFIX,
+        },
     }
 
 

@@ -29,6 +29,7 @@ from prometheus_client import Counter, Gauge, start_http_server
 from pydantic import ValidationError
 
 from contracts import jsonlog
+from contracts.kafka_auth import LOADER_GROUP, KafkaAuth, KafkaAuthError
 from contracts.metrics import NO_TIRE, TIRE_METRICS, TIRE_POSITIONS
 from contracts.prometheus_names import LOADER_LAST_BATCH_SECONDS, LOADER_LAST_LOAD, LOADER_RECORDS, LOADER_REJECTED
 from contracts.records import AlertRecord
@@ -36,7 +37,7 @@ from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, STORE_TOPICS
 from storage.writes import JSON_TABLES, WRITES, upsert_csv, upsert_rows
 
 log = logging.getLogger("storage.loader")
-DEFAULT_GROUP = "fleet-loader"
+DEFAULT_GROUP = LOADER_GROUP  # the group charts/kafka's ACLs let the loader user read in
 
 LOADED = Counter(LOADER_RECORDS, "Records loaded into the database", ["table"])
 REJECTED = Counter(LOADER_REJECTED, "Records that were not valid and went to dead_letters", ["table"])
@@ -63,6 +64,7 @@ class Loader:
         tables: dict[str, str] | None = None,
         batch_size: int = 20_000,
         poll_s: float = 0.1,
+        kafka_auth: KafkaAuth | None = None,
     ):
         self.group_id = group_id
         self.tables = tables or topic_tables()
@@ -83,6 +85,7 @@ class Loader:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": 10_000,
+                **(kafka_auth or KafkaAuth.from_env()).librdkafka(),  # SASL/TLS: KAFKA_*
             }
         )
         self.loaded = 0
@@ -354,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         loader = Loader(args.bootstrap_servers, args.database_url, args.group_id, batch_size=args.batch_size)
     except psycopg.OperationalError as exc:
         print(f"python -m storage.loader: error: cannot connect to the database: {exc}".strip(), file=sys.stderr)
+        return 2
+    except KafkaAuthError as exc:
+        print(f"python -m storage.loader: error: {exc}", file=sys.stderr)
         return 2
     loader.run(stop)
     return 0

@@ -14,6 +14,7 @@ import kopf
 import kubernetes
 import yaml
 
+from contracts.kafka_auth import DEFAULT_MECHANISM, OPERATOR_USER, KafkaAuth
 from fleet_operator import model
 from fleet_operator.flink import SavepointError, take_savepoint
 from fleet_operator.helm import Helm, HelmError
@@ -335,6 +336,17 @@ async def healer(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, stopp
             logger.warning(f"self-healing failed: {error}")
 
 
+async def _kafka_auth(rt: Runtime, namespace: str, kafka_values: dict) -> KafkaAuth | None:
+    """The operator's Kafka user when the kafka release runs SASL_SSL: its password and the
+    brokers' CA from the release's Secrets (None: PLAINTEXT)."""
+    secrets = model.kafka_secrets(kafka_values)
+    if secrets is None:
+        return None
+    users = await rt.kube.secret_data(namespace, secrets.users)
+    tls = await rt.kube.secret_data(namespace, secrets.tls)
+    return KafkaAuth("SASL_SSL", DEFAULT_MECHANISM, OPERATOR_USER, users[OPERATOR_USER], ca_pem=tls["ca.crt"])
+
+
 async def heal_once(rt: Runtime, body: kopf.Body, memo: kopf.Memo, logger: logging.Logger) -> None:
     name, namespace = body.metadata.name, body.metadata.namespace
     spec, status = dict(body.spec), copy.deepcopy(dict(body.status))
@@ -346,7 +358,9 @@ async def heal_once(rt: Runtime, body: kopf.Body, memo: kopf.Memo, logger: loggi
     if kafka.get("enabled", True):
         bootstrap = kafka.get("bootstrapServers") or f"{name}-kafka.{namespace}.svc:9092"
         releases = model.desired_releases(name, spec, *rt.release_inputs())
-        report = await heal_topics(bootstrap, model.topics(model.kafka_values(releases, rt.settings.charts_dir), spec))
+        values = model.kafka_values(releases, rt.settings.charts_dir)
+        auth = await _kafka_auth(rt, namespace, values)
+        report = await heal_topics(bootstrap, model.topics(values, spec), auth=auth)
         if report.created:
             kopf.info(body, reason="TopicsCreated", message=", ".join(report.created))
         if report.drift:

@@ -4,6 +4,7 @@ readiness of a release's workloads, PVC cleanup on delete, namespace state."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 
 import kubernetes
@@ -71,3 +72,12 @@ class Kube:
             return bool(item.metadata.deletion_timestamp) or (item.status and item.status.phase == "Terminating")
 
         return await asyncio.to_thread(check)
+
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        """A Secret's keys and decoded values (the kafka release's users and CA)."""
+
+        def read() -> dict[str, str]:
+            data = self.core.read_namespaced_secret(name, namespace).data or {}
+            return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
+        return await asyncio.to_thread(read)

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from contracts.kafka_auth import COMPONENT_USERS, JOBS_GROUP_PREFIX
 from contracts.thresholds import Thresholds
 from contracts.topics import ALL_TOPICS
 
@@ -245,6 +246,7 @@ def desired_releases(
             values = merge_values(
                 overlay,
                 _wiring(name, component, spec),
+                _kafka_auth_wiring(releases, name, component, chart, charts_dir),
                 own,
                 _common_keys(settings),
                 settings.get("values"),
@@ -291,6 +293,43 @@ def _admit(values: dict, peer: dict) -> None:
     policy = values.setdefault("networkPolicy", {})
     listed = list(policy.get("extraIngressFrom") or [])
     policy["extraIngressFrom"] = listed if peer in listed else [*listed, peer]
+
+
+@dataclass(frozen=True)
+class KafkaSecrets:
+    users: str
+    """Secret of the users' passwords (one key per user)."""
+    tls: str
+    """Secret whose ca.crt the clients trust."""
+
+
+def kafka_secrets(kafka: dict) -> KafkaSecrets | None:
+    """The kafka release's Secrets its clients log in with, from its values over the chart's
+    defaults (kafka_values); None when it runs PLAINTEXT. Names as charts/kafka makes them."""
+    if not (kafka.get("auth") or {}).get("enabled"):
+        return None
+    fullname = kafka.get("fullnameOverride") or "fleet-monitor-kafka"
+    return KafkaSecrets(
+        users=kafka["auth"].get("existingSecret") or f"{fullname}-users",
+        tls=(kafka.get("tls") or {}).get("existingSecret") or f"{fullname}-tls",
+    )
+
+
+def _kafka_auth_wiring(built: list[Release], name: str, component: str, chart: str, charts_dir: Path) -> dict:
+    """A Kafka client release logs in with its own user (contracts.kafka_auth.COMPONENT_USERS,
+    each chart's kafka.auth.username) when the kafka release, built before it, runs SASL_SSL:
+    the kafka release's Secrets go into its kafka.auth values."""
+    if chart not in COMPONENT_USERS or not any(release.component == "kafka" for release in built):
+        return {}
+    secrets = kafka_secrets(kafka_values(built, charts_dir))
+    if secrets is None:
+        return {}
+    wiring: dict[str, Any] = {"enabled": True, "passwordSecret": secrets.users, "caSecret": secrets.tls}
+    kafka: dict[str, Any] = {"auth": wiring}
+    if chart == FLINK_CHART and not f"{name}-{component}".startswith(JOBS_GROUP_PREFIX):
+        # The jobs' ACLs cover groups under the prefix; the release's name (the default group) is not.
+        kafka["consumerGroup"] = f"{JOBS_GROUP_PREFIX}-{name}-{component.removeprefix('job-')}"
+    return {"kafka": kafka}
 
 
 def kafka_values(releases: list[Release], charts_dir: Path) -> dict:

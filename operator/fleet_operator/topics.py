@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contracts.kafka_auth import KafkaAuth
 from fleet_operator.metrics import TOPICS_CREATED
 
 
@@ -18,8 +19,8 @@ class TopicReport:
     drift: list[str] = field(default_factory=list)
 
 
-def _heal(bootstrap: str, wanted: dict[str, dict], create: bool) -> TopicReport:
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000})
+def _heal(bootstrap: str, wanted: dict[str, dict], create: bool, auth: KafkaAuth) -> TopicReport:
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000, **auth.librdkafka()})
     existing = admin.list_topics(timeout=10).topics
     report = TopicReport()
     for name, declared in wanted.items():
@@ -50,5 +51,8 @@ def _heal(bootstrap: str, wanted: dict[str, dict], create: bool) -> TopicReport:
     return report
 
 
-async def heal_topics(bootstrap: str, wanted: dict[str, dict], create: bool = True) -> TopicReport:
-    return await asyncio.to_thread(_heal, bootstrap, wanted, create)
+async def heal_topics(
+    bootstrap: str, wanted: dict[str, dict], create: bool = True, auth: KafkaAuth | None = None
+) -> TopicReport:
+    """`auth`: the operator's Kafka user on a kafka release with auth.enabled (model.kafka_secrets)."""
+    return await asyncio.to_thread(_heal, bootstrap, wanted, create, auth or KafkaAuth())

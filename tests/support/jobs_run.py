@@ -63,11 +63,18 @@ def bounded_command(bootstrap: str, checkpoint_dir: Path, *extra: str, job: str 
     )
 
 
-def run_jobs(command: list[str], timeout: float = 600) -> None:
+def run_jobs(command: list[str], timeout: float = 600, env: dict[str, str] | None = None) -> None:
     """Run a bounded job to its end; fails with the job's stderr when it does not finish cleanly
-    (or in time: then the whole process group goes, the JVM with it)."""
+    (or in time: then the whole process group goes, the JVM with it). `env`: added variables
+    (KAFKA_* of contracts.kafka_auth)."""
     process = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
     try:
         _, err = process.communicate(timeout=timeout)

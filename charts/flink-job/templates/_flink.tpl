@@ -57,3 +57,45 @@ podAffinity:
 {{- define "flink_job.javaOpts" -}}
 --add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.api=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.parser=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.tree=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.util=ALL-UNNAMED --add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/java.text=ALL-UNNAMED --add-opens=java.base/java.time=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.util.concurrent=ALL-UNNAMED --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED --add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED
 {{- end }}
+
+{{/* SASL_SSL to the kafka release (its auth.enabled): KAFKA_* as contracts/kafka_auth.py reads
+     them, the user's password from the kafka release's users Secret, its CA mounted. */}}
+{{- define "flink_job.kafkaAuthEnv" -}}
+{{- with .Values.kafka.auth }}
+{{- if .enabled }}
+- {name: KAFKA_SECURITY_PROTOCOL, value: SASL_SSL}
+- {name: KAFKA_SASL_MECHANISM, value: {{ .mechanism | quote }}}
+- {name: KAFKA_SASL_USERNAME, value: {{ .username | quote }}}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ .passwordSecret | quote }}, key: {{ .username | quote }}}
+- {name: KAFKA_SSL_CA_FILE, value: /etc/kafka-ca/ca.crt}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "flink_job.kafkaCaMount" -}}
+{{- if .Values.kafka.auth.enabled }}
+- {name: kafka-ca, mountPath: /etc/kafka-ca, readOnly: true}
+{{- end }}
+{{- end }}
+
+{{- define "flink_job.kafkaCaVolume" -}}
+{{- if .Values.kafka.auth.enabled }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.auth.caSecret | quote }}
+    items: [{key: ca.crt, path: ca.crt}]
+{{- end }}
+{{- end }}
+
+{{/* The sources' consumer group, also the sinks' transactional-id prefix. With kafka.auth the
+     kafka chart's ACLs grant the jobs user only groups and transactional ids starting with
+     kafkaJobsGroupPrefix (contracts/kafka_auth.py): any other would be refused at run time. */}}
+{{- define "flink_job.consumerGroup" -}}
+{{- $group := .Values.kafka.consumerGroup | default (include "flink_job.fullname" .) }}
+{{- if and .Values.kafka.auth.enabled (not (hasPrefix .Values.kafkaJobsGroupPrefix $group)) }}
+{{- fail (printf "flink-job: kafka.consumerGroup %q (empty: the release's full name) must start with %q when kafka.auth.enabled: the kafka chart's ACLs grant the jobs user only such groups and transactional ids" $group .Values.kafkaJobsGroupPrefix) }}
+{{- end }}
+{{- $group }}
+{{- end }}

@@ -15,6 +15,7 @@
   persistentVolumeClaim:
     claimName: {{ include "flink_job.fullname" . }}-data
 {{- end }}
+{{- with include "flink_job.kafkaCaVolume" . | trim }}{{ . | nindent 0 }}{{ end }}
 {{- end }}
 
 {{- define "flink_job.mounts" -}}
@@ -25,6 +26,7 @@
 {{- if include "flink_job.localVolume" . }}
 - {name: flink-data, mountPath: /flink-data}
 {{- end }}
+{{- with include "flink_job.kafkaCaMount" . | trim }}{{ . | nindent 0 }}{{ end }}
 {{- end }}
 
 {{- define "flink_job.initConfig" -}}
@@ -63,6 +65,7 @@
     s3.access-key: ${S3_ACCESS_KEY_ID}
     s3.secret-key: ${S3_SECRET_ACCESS_KEY}
 {{- end }}
+{{- include "flink_job.kafkaAuthEnv" . }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}

@@ -67,3 +67,61 @@
 {{- printf "-Xms%dm -Xmx%dm" $heap $heap }}
 {{- end }}
 {{- end }}
+
+{{/* --- authentication (auth.enabled): SASL_SSL, SCRAM users, ACLs ------------------------------- */}}
+
+{{- define "kafka.usersSecret" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-users" (include "kafka.fullname" .)) }}
+{{- end }}
+
+{{- define "kafka.tlsSecret" -}}
+{{- .Values.tls.existingSecret | default (printf "%s-tls" (include "kafka.fullname" .)) }}
+{{- end }}
+
+{{/* The names the brokers' certificate is valid for: every pod (headless), the Service in each
+     form clients use, and the extra ones. */}}
+{{- define "kafka.dnsNames" -}}
+{{- $fullname := include "kafka.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- $names := list (printf "*.%s.%s.svc.%s" (include "kafka.headless" .) $ns .Values.clusterDomain) (printf "*.%s.%s.svc" (include "kafka.headless" .) $ns) }}
+{{- $names = concat $names (list $fullname (printf "%s.%s" $fullname $ns) (printf "%s.%s.svc" $fullname $ns) (printf "%s.%s.svc.%s" $fullname $ns .Values.clusterDomain)) }}
+{{- concat $names .Values.tls.extraDnsNames | toJson }}
+{{- end }}
+
+{{/* Base64 of a list of byte values (0-255), padded: templates have no byte literals. */}}
+{{- define "kafka.base64Bytes" -}}
+{{- $alphabet := "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" }}
+{{- $bytes := . }}
+{{- $n := len $bytes }}
+{{- range $i := untilStep 0 $n 3 }}
+{{- $b1 := 0 }}{{ if lt (add $i 1) $n }}{{ $b1 = index $bytes (add $i 1) }}{{ end }}
+{{- $b2 := 0 }}{{ if lt (add $i 2) $n }}{{ $b2 = index $bytes (add $i 2) }}{{ end }}
+{{- $v := add (mul (index $bytes $i) 65536) (mul $b1 256) $b2 }}
+{{- $sextets := list (div $v 262144) (mod (div $v 4096) 64) (mod (div $v 64) 64) (mod $v 64) }}
+{{- $chars := min 4 (add 1 (sub $n $i)) }}
+{{- range $j := until (int $chars) }}{{ $s := int (index $sextets $j) }}{{ substr $s (int (add1 $s)) $alphabet }}{{ end }}
+{{- repeat (int (sub 4 $chars)) "=" }}
+{{- end }}
+{{- end }}
+
+{{/* An RSA key from sprig (PKCS#1, "RSA PRIVATE KEY") as PKCS#8 ("PRIVATE KEY"), the only form
+     Kafka's PEM keystore reads unencrypted: the PKCS#1 DER wrapped in PrivateKeyInfo
+     SEQUENCE { INTEGER 0, SEQUENCE { OID rsaEncryption, NULL }, OCTET STRING <pkcs1> }.
+     Lengths are 2-byte DER (0x82): RSA 2048-4096 keys are 256..65535 bytes long. */}}
+{{- define "kafka.pkcs8" -}}
+{{- $der := regexReplaceAll "-----[A-Z ]+-----|\\s" . "" | b64dec }}
+{{- $n := len $der }}
+{{- $total := add $n 22 }}
+{{- $header := list 48 130 (div $total 256) (mod $total 256) 2 1 0 48 13 6 9 42 134 72 134 247 13 1 1 1 5 0 4 130 (div $n 256) (mod $n 256) }}
+{{- $body := printf "%s%s" (include "kafka.base64Bytes" $header | b64dec) $der | b64enc }}
+{{- printf "-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----\n" (regexReplaceAll "(.{64})" $body "${1}\n" | trimSuffix "\n") }}
+{{- end }}
+
+{{/* The admin's client settings for the provisioning Job's tools (--command-config). */}}
+{{- define "kafka.adminClientProperties" -}}
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="${KAFKA_ADMIN_PASSWORD}";
+ssl.truststore.type=PEM
+ssl.truststore.location=/certs/ca.crt
+{{- end }}
