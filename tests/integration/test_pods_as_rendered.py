@@ -456,6 +456,18 @@ class VectorApi(Strict):
     address: str
 
 
+class KafkaSasl(Strict):  # Vector's KafkaSaslConfig
+    enabled: bool
+    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+    username: str
+    password: str
+
+
+class KafkaTls(Strict):  # Vector's TlsEnableableConfig (the fields the chart sets)
+    enabled: bool
+    ca_file: str
+
+
 class KafkaSource(Strict):
     type: Literal["kafka"]
     bootstrap_servers: str
@@ -464,6 +476,8 @@ class KafkaSource(Strict):
     auto_offset_reset: Literal["smallest", "earliest", "beginning", "largest", "latest", "end", "error"]
     librdkafka_options: dict[str, str] = {}  # Vector: HashMap<String, String>
     decoding: dict[Literal["codec"], Literal["json", "bytes", "native_json"]]
+    sasl: KafkaSasl | None = None  # the kafka chart's auth.enabled
+    tls: KafkaTls | None = None
 
 
 class InternalMetricsSource(Strict):
@@ -515,11 +529,15 @@ def test_vector_config_has_vectors_field_types(environment: str, tmp_path: Path)
     workload = env.workload("vector", "StatefulSet")
     config_map = find(env.docs["vector"], "ConfigMap", f"{NAME}-vector")[0]
     text = config_map["data"]["vector.yaml"]
-    VectorConfig.model_validate(yaml.safe_load(text))
+    config = VectorConfig.model_validate(yaml.safe_load(text))
     pod, spec = pod_of(workload, env.namespace)
     variables = container_env(spec["containers"][0], env.objects, pod)
     for name in re.findall(r"\$\{(\w+)\}", text):
         assert name in variables, f"vector.yaml interpolates ${{{name}}}, which the container's env does not set"
+    mounts = [mount["mountPath"] for mount in spec["containers"][0].get("volumeMounts", [])]
+    for source in config.sources.values():
+        if getattr(source, "tls", None) is not None:  # qa and prod: the kafka chart's auth.enabled
+            assert str(Path(source.tls.ca_file).parent) in mounts, f"{source.tls.ca_file} is not mounted"
 
 
 def test_vector_model_refuses_a_float_max_size() -> None:
