@@ -10,7 +10,7 @@ Substitutions (each one is listed in the failure message of the container it app
   pod is checked below, but one broker for all is cheaper than the chart's on every port);
 - the TimescaleDB Service (FQDN in the rendered database-url) -> the TimescaleDB pod's own
   process: PostgreSQL started with the rendered args, user, password, database and TLS
-  certificate; the TimescaleDB extension itself is not installable here (storage/timescale_engine
+  certificate; the TimescaleDB extension itself is not installable here (tests/support/timescale_engine
   explains), so `--timescaledb auto` migrations take the plain-PostgreSQL path (the retention
   settings are still checked: storage.policies refuses bad ones before connecting);
 - image paths -> the repository's .venv, PyFlink's Flink distribution, the charts; the Flink
