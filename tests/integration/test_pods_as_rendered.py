@@ -43,9 +43,9 @@ from devstack.broker import Broker
 from devstack.dockerfile import Image, parse_dockerfile
 from devstack.ports import free_port, wait_until
 from devstack.postgres import SERVER_USER, _as_server_user, _bin_dir
-from tests.integration.operator_harness import helm_as, install_operator_chart
 from tests.support import grafana_config
 from tests.support.charts import ROOT, find, render_values
+from tests.support.operator_harness import helm_as, install_operator_chart
 from tests.support.pods import (
     LAYOUTS,
     VENV,
