@@ -2,7 +2,7 @@
 into Kafka, rolled JSON-lines files or stdout, with scenarios whose expected alarms are known.
 
     from generator import SimConfig, Simulator
-    from generator.scenarios import expectations
+    from generator.simulator import expectations
 """
 
 from generator.config import SimConfig

@@ -8,7 +8,7 @@ a scenario's own source, so the promised alarms stay exact.
 
 What a run promises is computed from what it really emits, so it is exact to the millisecond:
 
-    from generator.scenarios import expectations
+    from generator.simulator import expectations
     promised = expectations(config)          # dry run of a bounded config, nothing is sent
     promised.alerts      # [AlertExpectation(source_id, alert_type, raised_at, cleared_at, ...)]
     promised.silences    # [SilenceExpectation(device_id, last_seen, returned_at, timeout_s)]
@@ -22,19 +22,18 @@ A live run collects the same object as it goes (`Simulator.expectations()`; CLI 
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from contracts.events import DrivingEventType, ObjectClass, format_time
 from contracts.records import AlertType
 from contracts.thresholds import Rule
 from generator.clock import from_ms
 from generator.config import CONDITION_SCENARIOS, SimConfig
-
-if TYPE_CHECKING:
-    from generator.simulator import Simulator
+from generator.fleet import HeartbeatDevice, Vehicle, Zone
 
 RAMP_ROUNDS = 10
 HOLD_ROUNDS = 6
@@ -136,6 +135,19 @@ class Expectations:
 # ---------------------------------------------------------------------------- the scenarios
 
 
+class World(Protocol):
+    """What a scenario drives: the simulated sources, the planning random stream and the clock.
+    generator.simulator.Simulator is one; scenarios know it only by this shape, so the simulator
+    imports them and not the other way round."""
+
+    vehicles: dict[str, Vehicle]
+    zones: dict[str, Zone]
+    heartbeats: dict[str, HeartbeatDevice]
+    plan_rng: random.Random
+
+    def now_ms(self) -> int: ...
+
+
 @dataclass
 class Scenario:
     name: str
@@ -154,7 +166,7 @@ class Scenario:
             offset %= self.period
         return offset if offset < LENGTH_ROUNDS else None
 
-    def apply(self, sim: Simulator, phase: int | None) -> None:
+    def apply(self, sim: World, phase: int | None) -> None:
         raise NotImplementedError
 
 
@@ -171,7 +183,7 @@ class TireLeak(Scenario):
     """One tire loses air until its (hot) pressure is well under the low-pressure threshold, is
     then re-inflated in the workshop."""
 
-    def apply(self, sim: Simulator, phase: int | None) -> None:
+    def apply(self, sim: World, phase: int | None) -> None:
         vehicle, tire = sim.vehicles[self.target], 0
         if phase is None:
             return
@@ -188,7 +200,7 @@ class TireLeak(Scenario):
 class Overheating(Scenario):
     """One tire heats 10 C past the temperature threshold, then cools 10 C below its clear level."""
 
-    def apply(self, sim: Simulator, phase: int | None) -> None:
+    def apply(self, sim: World, phase: int | None) -> None:
         vehicle = sim.vehicles[self.target]
         if phase is None:
             vehicle.tire_temp_override[0] = None
@@ -202,7 +214,7 @@ class Overheating(Scenario):
 class Speeding(Scenario):
     """The driver creeps 15 km/h over the limit and then back to 10 km/h under it."""
 
-    def apply(self, sim: Simulator, phase: int | None) -> None:
+    def apply(self, sim: World, phase: int | None) -> None:
         vehicle = sim.vehicles[self.target]
         if phase is None:
             vehicle.speed_over_override = None
@@ -215,7 +227,7 @@ class BatteryDrain(Scenario):
     """A failing cell drains the battery 5 points under the low-battery threshold, then the
     vehicle charges to 10 points over the clear level."""
 
-    def apply(self, sim: Simulator, phase: int | None) -> None:
+    def apply(self, sim: World, phase: int | None) -> None:
         vehicle = sim.vehicles[self.target]
         if phase is None:
             if vehicle.battery_override is not None:
@@ -232,7 +244,7 @@ class CollisionRisk(Scenario):
     """A pedestrian ahead closes in at 10 m/s down to half the time-to-collision threshold, then
     the vehicle pulls away."""
 
-    def apply(self, sim: Simulator, phase: int | None) -> None:
+    def apply(self, sim: World, phase: int | None) -> None:
         vehicle = sim.vehicles[self.target]
         if phase is None:
             vehicle.perception_override = None
@@ -256,7 +268,7 @@ class Interventions(Scenario):
         12: (DrivingEventType.INTERVENTION, "driver took over"),
     }
 
-    def apply(self, sim: Simulator, phase: int | None) -> None:
+    def apply(self, sim: World, phase: int | None) -> None:
         if phase in self.SCRIPT:
             sim.vehicles[self.target].pending_driving.append(self.SCRIPT[phase])
 
@@ -265,7 +277,7 @@ class Co2Spike(Scenario):
     """A crowded meeting: one zone's CO2 rises 200 ppm over the threshold, then ventilation
     brings it 100 ppm under the clear level."""
 
-    def apply(self, sim: Simulator, phase: int | None) -> None:
+    def apply(self, sim: World, phase: int | None) -> None:
         zone = sim.zones[self.target]
         if phase is None:
             zone.co2_override = None
@@ -279,7 +291,7 @@ class SilentDevice(Scenario):
 
     silence_ms: int = 0
 
-    def apply(self, sim: Simulator, phase: int | None) -> None:
+    def apply(self, sim: World, phase: int | None) -> None:
         if phase == 0:
             sim.heartbeats[self.target].silent_until_ms = sim.now_ms() + self.silence_ms
 
@@ -309,7 +321,7 @@ _FAMILY_OF_KIND = {
 }
 
 
-def build_scenarios(config: SimConfig, sim: Simulator) -> list[Scenario]:
+def build_scenarios(config: SimConfig, sim: World) -> list[Scenario]:
     """Assign each selected condition scenario a target, spreading them over distinct sources."""
     chosen = [name for name in CONDITION_SCENARIOS if name in config.scenarios]
     pools = {
@@ -345,7 +357,7 @@ def build_scenarios(config: SimConfig, sim: Simulator) -> list[Scenario]:
     return scenarios
 
 
-def _rule_source(target: str, sim: Simulator) -> str:
+def _rule_source(target: str, sim: World) -> str:
     zone = sim.zones.get(target)
     return zone.device_ids[0] if zone else target
 
@@ -444,15 +456,3 @@ def _metric(alert_type: AlertType, family: str, fields: tuple, default_limit: fl
     if family == "building.reading" and alert_type == AlertType.CO2_HIGH:
         return fields[2], str(fields[1])
     return None
-
-
-def expectations(config: SimConfig) -> Expectations:
-    """What a bounded run of `config` promises, from a dry run (nothing is sent anywhere)."""
-    if config.count is None and config.duration_s is None:
-        raise ValueError("expectations need a bounded run: set count or duration_s")
-    from generator.simulator import Simulator
-
-    simulator = Simulator(config)
-    while simulator.next_batch():
-        pass
-    return simulator.expectations()

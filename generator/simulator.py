@@ -440,6 +440,16 @@ class Simulator:
         return result
 
 
+def expectations(config: SimConfig) -> Expectations:
+    """What a bounded run of `config` promises, from a dry run (nothing is sent anywhere)."""
+    if config.count is None and config.duration_s is None:
+        raise ValueError("expectations need a bounded run: set count or duration_s")
+    simulator = Simulator(config)
+    while simulator.next_batch():
+        pass
+    return simulator.expectations()
+
+
 def _limit(config: SimConfig) -> float:
     limits = [math.inf]
     if config.count is not None:

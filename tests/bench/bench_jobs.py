@@ -32,9 +32,9 @@ from contracts.topics import ALL_TOPICS
 from devstack import Broker
 from jobs import JOB_NAMES, runner
 from jobs.config import JobConfig
-from jobs.sample import build
 from jobs.tables import create_source, short
 from tests.bench import utc_stamp
+from tests.support.jobs_sample import build
 
 RESULTS = Path(__file__).parent / "results" / "jobs.json"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -46,7 +46,7 @@ def measure_create(root: Path, cluster: LocalCluster) -> tuple[float, float]:
     bare `helm upgrade --install --wait`, stage after stage as the operator orders them."""
     from fleet_operator import model
 
-    from tests.integration.operator_harness import platform
+    from tests.support.operator_harness import platform
 
     namespace = "bench-create"
     Kube(cluster.kubeconfig).ensure_namespace(namespace)
@@ -93,7 +93,7 @@ def _helm_install_ready(helm: str, chart: Path, namespace: str, release, *, root
 def measure_unchanged(root: Path, cluster: LocalCluster, resources: int) -> tuple[float, float]:
     from fleet_operator import handlers, model
 
-    from tests.integration.operator_harness import platform
+    from tests.support.operator_harness import platform
 
     namespace = "bench-unchanged"
     Kube(cluster.kubeconfig).ensure_namespace(namespace)

@@ -5,7 +5,7 @@ One platform run per module (starting Flink costs 1-2 minutes on 2 cores): a see
 simulation, interrupted while it streams by three crashes, each followed by recovery: the
 TaskManager killed (kill -9) and a new one started (the JobManager restores the job from its latest
 checkpoint), the Kafka broker killed and restarted on its data, and PostgreSQL crashed and
-restarted. Every expectation comes from generator.scenarios.expectations of the same
+restarted. Every expectation comes from generator.simulator.expectations of the same
 configuration, and exactly-once is checked on what read_committed consumers see in the output
 topics and on what the database holds. A real Prometheus scrapes the run, as `make run`'s does:
 every rule and dashboard query the charts ship is tried on it."""
@@ -39,8 +39,7 @@ from devstack.services import (
     SimulatorService,
 )
 from generator.cli import build_parser, config_from_args
-from generator.scenarios import expectations
-from generator.simulator import Simulator
+from generator.simulator import Simulator, expectations
 from generator.sinks import KafkaSink
 from tests.support.jobs_run import duplicates, read_committed
 from tests.support.promql import ABSENT_CONDITIONS, SCRAPED_JOBS, check, dashboard_queries, rule_queries

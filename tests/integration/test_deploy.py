@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from devstack.kube.cluster import LocalCluster, NodePool
-from tests.integration.operator_harness import ROOT, operator_pod_command
 from tests.support.kube import Kube, wait_for
 from tests.support.netpol import admits
+from tests.support.operator_harness import ROOT, operator_pod_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 OPERATOR_NAMESPACE = "fleet-system"

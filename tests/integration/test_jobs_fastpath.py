@@ -17,8 +17,8 @@ from contracts import EVENT_MODELS, ContractError, parse_event
 from contracts.events import format_time
 from jobs import fastpath
 from jobs.parse import ENVELOPE, family_fields, sql_time
-from jobs.sample import build
 from jobs.tables import ROWTIME_SQL
+from tests.support.jobs_sample import build
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

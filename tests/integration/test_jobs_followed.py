@@ -17,8 +17,7 @@ import pytest
 
 from devstack.flink_rest import events_read, events_read_by_source
 from devstack.ports import free_port
-from jobs import sample
-from jobs.sample import START, SampleSet
+from tests.support import jobs_sample
 from tests.support.jobs_run import (
     jobs_command,
     loading,
@@ -29,6 +28,7 @@ from tests.support.jobs_run import (
     wait_for,
     wait_rows,
 )
+from tests.support.jobs_sample import START, SampleSet
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,7 +41,7 @@ EVENTS_STORED = "SELECT count(DISTINCT event_id) FROM readings"
 
 def telemetry(second: int, speed_kmh: float = 100.0, source: str = "veh-a") -> str:
     event_id = f"{source}-{second}-{speed_kmh:g}"
-    return sample.telemetry(source, event_id, START + timedelta(seconds=second), speed_kmh, second)
+    return jobs_sample.telemetry(source, event_id, START + timedelta(seconds=second), speed_kmh, second)
 
 
 class FollowedJob:

@@ -18,7 +18,6 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from contracts.topics import ALERTS_TOPIC, topic_for
-from jobs.sample import START, SampleSet, heartbeats
 from tests.support.jobs_run import (
     WAIT_S,
     jobs_command,
@@ -31,6 +30,7 @@ from tests.support.jobs_run import (
     wait_for,
     wait_rows,
 )
+from tests.support.jobs_sample import START, SampleSet, heartbeats
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -25,7 +25,6 @@ from contracts.topics import ALERTS_TOPIC, ALL_TOPICS, DEAD_LETTER_TOPIC, STORE_
 from contracts.windows import TRIP_WINDOWS_S
 from devstack import Broker
 from jobs.runner import latest_checkpoint
-from jobs.sample import START, build, closers
 from storage.writes import WRITES
 from tests.support.jobs_run import (
     Streamer,
@@ -46,6 +45,7 @@ from tests.support.jobs_run import (
     wait_for,
     wait_snapshot,
 )
+from tests.support.jobs_sample import START, build, closers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPARED_TABLES = {
@@ -234,7 +234,7 @@ LIVE_ROWS = {
     + (f" WHERE {_OPEN_IN_A_LIVE_JOB[table]}" if table in _OPEN_IN_A_LIVE_JOB else "")
     for table, columns in COMPARED_TABLES.items()
 }
-"""Every table as compared after a live run: what the closers (jobs.sample.closers) leave open in
+"""Every table as compared after a live run: what the closers (tests.support.jobs_sample.closers) leave open in
 a live job, and a bounded one closes at its end, left out."""
 
 

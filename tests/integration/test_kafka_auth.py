@@ -39,8 +39,8 @@ from devstack.dockerfile import Image
 from generator import SimConfig, Simulator
 from generator.runner import run
 from generator.sinks import KafkaSink
-from tests.integration.test_pods_as_rendered import NAME, Environment, kafka_pod
 from tests.support.charts import ROOT
+from tests.support.environments import NAME, Environment, kafka_pod
 from tests.support.jobs_run import bounded_command, run_jobs
 from tests.support.pods import Endpoints, ImageLayout, LocalContainer, pod_of
 

@@ -23,7 +23,6 @@ import pytest
 
 from contracts.records import AlertRecord
 from contracts.topics import ALERTS_TOPIC, DEAD_LETTER_TOPIC, STORE_TOPICS
-from jobs.sample import build
 from storage.loader import Loader, topic_tables
 from storage.writes import WRITES
 from tests.support.db_roles import role_url
@@ -40,6 +39,7 @@ from tests.support.jobs_run import (
     snapshot,
     wait_for,
 )
+from tests.support.jobs_sample import build
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

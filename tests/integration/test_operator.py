@@ -10,8 +10,8 @@ import yaml
 from fleet_operator import openapi
 from fleet_operator.model import STAGES
 
-from tests.integration.operator_harness import platform
 from tests.support.kube import Kube, KubeApiError, wait_for
+from tests.support.operator_harness import platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from contracts.topics import ALL_TOPICS
-from tests.integration.operator_harness import HELM, platform
 from tests.support.kube import wait_for
+from tests.support.operator_harness import HELM, platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

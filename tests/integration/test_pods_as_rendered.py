@@ -10,7 +10,7 @@ Substitutions (each one is listed in the failure message of the container it app
   pod is checked below, but one broker for all is cheaper than the chart's on every port);
 - the TimescaleDB Service (FQDN in the rendered database-url) -> the TimescaleDB pod's own
   process: PostgreSQL started with the rendered args, user, password, database and TLS
-  certificate; the TimescaleDB extension itself is not installable here (storage/timescale_engine
+  certificate; the TimescaleDB extension itself is not installable here (tests/support/timescale_engine
   explains), so `--timescaledb auto` migrations take the plain-PostgreSQL path (the retention
   settings are still checked: storage.policies refuses bad ones before connecting);
 - image paths -> the repository's .venv, PyFlink's Flink distribution, the charts; the Flink
@@ -35,17 +35,17 @@ from typing import Literal
 import psycopg
 import pytest
 import yaml
-from fleet_operator import model, openapi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.topics import ALL_TOPICS
 from devstack.broker import Broker
-from devstack.dockerfile import Image, parse_dockerfile
+from devstack.dockerfile import parse_dockerfile
 from devstack.ports import free_port, wait_until
 from devstack.postgres import SERVER_USER, _as_server_user, _bin_dir
-from tests.integration.operator_harness import helm_as, install_operator_chart
 from tests.support import grafana_config
-from tests.support.charts import ROOT, find, render_values
+from tests.support.charts import ROOT, find
+from tests.support.environments import NAME, Environment, kafka_pod
+from tests.support.operator_harness import helm_as, install_operator_chart
 from tests.support.pods import (
     LAYOUTS,
     VENV,
@@ -60,44 +60,8 @@ from tests.support.pods import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-NAME = "fleet-monitor"  # the FleetMonitor of environments/*/fleetmonitor.yaml
 READY_S = 120
 FLINK_READY_S = 300
-CRD = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
-
-
-def releases(environment: str, components: dict | None = None) -> list[model.Release]:
-    """The environment's releases with the values the operator installs them with; `components`
-    is merged over the FleetMonitor's spec.components, as a user would write it."""
-    obj = yaml.safe_load((ROOT / f"environments/{environment}/fleetmonitor.yaml").read_text())
-    obj["spec"].setdefault("components", {}).update(components or {})
-    spec = openapi.apply_defaults(openapi.version_schema(CRD), obj)["spec"]
-    return [r for r in model.desired_releases(NAME, spec, ROOT / "charts", ROOT / "environments") if r.enabled]
-
-
-class Environment:
-    """An environment's rendered releases: manifests per component, the namespace's objects."""
-
-    def __init__(self, environment: str, workdir: Path, components: dict | None = None):
-        obj = yaml.safe_load((ROOT / f"environments/{environment}/fleetmonitor.yaml").read_text())
-        self.namespace = obj["metadata"]["namespace"]
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.docs = {
-            r.component: render_values(r.name, r.chart, self.namespace, r.values, workdir)
-            for r in releases(environment, components)
-        }
-        self.objects = Objects([doc for docs in self.docs.values() for doc in docs])
-        self.claims = workdir / "claims"
-
-    def workload(self, component: str, kind: str, suffix: str = "") -> dict:
-        found = find(self.docs[component], kind, f"{NAME}-{component}{suffix}")
-        assert found, f"{component}: no {kind} {NAME}-{component}{suffix} rendered"
-        return found[0]
-
-    def context(self, workload: dict, endpoints: Endpoints, workdir: Path, ordinal: int = 0) -> tuple[PodContext, dict]:
-        pod, spec = pod_of(workload, self.namespace, ordinal)
-        workdir.mkdir(parents=True, exist_ok=True)
-        return PodContext(self.objects, pod, endpoints, workdir, self.claims), spec
 
 
 IMAGES = {name: parse_dockerfile(ROOT / name / "Dockerfile") for name in ("api", "jobs", "generator", "operator")}
@@ -375,54 +339,6 @@ def test_flink_jobmanager_and_taskmanager_run_the_job(dev: Environment, endpoint
     finally:
         for container in reversed(started):
             container.stop()
-
-
-KAFKA_LOG4J = """\
-rootLogger.level=WARN
-rootLogger.appenderRef.out.ref=out
-appender.out.type=Console
-appender.out.name=out
-appender.out.layout.type=PatternLayout
-appender.out.layout.pattern=[%d] %p %m (%c)%n
-"""
-
-
-def kafka_install(root: Path, *, start: bool) -> Path:
-    """/opt/kafka of the Kafka image as far as the chart's start.sh uses it: bin/kafka-storage.sh
-    and bin/kafka-server-start.sh run the same main classes (kafka-run-class.sh's job) with the
-    pinned Kafka jars. Without `start`, the server script only proves the JVM takes the rendered
-    KAFKA_HEAP_OPTS (prod's three brokers are too heavy to run here; their config is formatted)."""
-    from jobs.connectors import kafka_classpath
-
-    bin_dir = root / "opt-kafka" / "bin"
-    bin_dir.mkdir(parents=True)
-    (root / "log4j2.properties").write_text(KAFKA_LOG4J)
-    java = f'java -Dlog4j2.configurationFile={root / "log4j2.properties"} -cp "{kafka_classpath()}"'
-    main = 'kafka.Kafka "$@"' if start else "-version"
-    scripts = {
-        "kafka-storage.sh": f'exec {java} kafka.tools.StorageTool "$@"',
-        "kafka-server-start.sh": f"exec {java} $KAFKA_HEAP_OPTS {main}",
-    }
-    for name, body in scripts.items():
-        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
-        (bin_dir / name).chmod(0o755)
-    return bin_dir.parent
-
-
-def kafka_pod(env: Environment, ordinal: int, workdir: Path, *, start: bool) -> LocalContainer:
-    """The broker pod `<name>-<ordinal>` running the chart's start.sh. Every pod's addresses (the
-    headless Service names in the quorum voters and advertised listeners) -> 127.0.0.1, its
-    ports -> free ones; with several brokers each gets its own, as pods have their own network."""
-    workload = env.workload("kafka", "StatefulSet")
-    headless = f"{NAME}-kafka-headless.{env.namespace}.svc.cluster.local"
-    routes = Endpoints({f"@POD@.{headless}": "127.0.0.1"})
-    for index in range(workload["spec"]["replicas"]):
-        routes.add(f"{NAME}-kafka-{index}.{headless}", "127.0.0.1")
-    context, spec = env.context(workload, routes, workdir, ordinal)
-    layout = ImageLayout({"/opt/kafka": kafka_install(workdir, start=start)})
-    container = LocalContainer.build(Image(), layout, spec, spec["containers"][0], context)
-    container.env["HOSTNAME"] = context.pod.name  # the kubelet sets it to the pod's name
-    return container
 
 
 def test_kafka_pod_formats_and_serves(dev: Environment, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """The TimescaleDB path on the real TimescaleDB engine (PGlite with TimescaleDB 2.23, see
-storage/timescale_engine.py): hypertables, compression by source, continuous aggregates, the
+tests/support/timescale_engine.py): hypertables, compression by source, continuous aggregates, the
 environment's policies, Vector's insert, and the API's trends over the rollups.
 
 One engine serves the module (it starts in ~10 s and has a single database), so the tests run in
@@ -22,9 +22,9 @@ from api.settings import Settings
 from storage.migrate import migrate_up, migration_status
 from storage.policies import PolicySettings
 from storage.roles import ensure_login_users
-from storage.timescale_engine import TimescaleEngine, engine_installed
 from tests.support.db_roles import PASSWORDS
 from tests.support.storage_upgrade import CONVERTED, migrate_until, seed_before_tires
+from tests.support.timescale_engine import TimescaleEngine, engine_installed
 
 pytestmark = [
     pytest.mark.integration,

@@ -20,7 +20,8 @@ from generator.clock import SimClock
 from generator.config import CONDITION_SCENARIOS
 from generator.fleet import DRAIN_PCT_PER_KM
 from generator.replay import DEFAULT_SOURCE_ID, ColumnMap, ReplayError, TripReplay
-from generator.scenarios import SCENARIO_ALERTS, expectations
+from generator.scenarios import SCENARIO_ALERTS
+from generator.simulator import expectations
 from generator.sinks import JsonlFileSink
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)

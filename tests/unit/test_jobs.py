@@ -18,7 +18,7 @@ from contracts.windows import TRIP_WINDOWS_S
 from jobs.lifecycle import AlarmLifecycle, InactivityTimers, alarm_line
 from jobs.parse import ParseFamily, output_columns
 from jobs.pipelines import _by_rule, _condition, _resolved
-from jobs.sample import START, build, closers
+from tests.support.jobs_sample import START, build, closers
 
 
 def test_parse_yields_the_event_or_the_contract_error():

@@ -1,8 +1,8 @@
-"""Launcher for the real TimescaleDB engine available here (see shared TOOLCHAIN.md).
+"""Test launcher for the real TimescaleDB engine available here.
 
-No TimescaleDB extension installs from Debian or pip, so tests and the local run use PGlite
+No TimescaleDB extension installs from Debian or pip, so the tests use PGlite
 (PostgreSQL 17 + TimescaleDB 2.23 in WebAssembly) served over TCP by
-storage/timescale-engine/serve.mjs, installed into .tools/timescaledb by
+tests/support/timescale-engine/serve.mjs, installed into .tools/timescaledb by
 scripts/setup.d/timescaledb.sh. It serves ONE client connection at a time and has no background
 job scheduler: policies are registered but only run when called (`CALL run_job(id)`).
 
@@ -22,7 +22,7 @@ import psycopg
 
 from devstack.ports import free_port, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENGINE_DIR = Path(os.environ.get("FLEET_TOOLS_DIR", ROOT / ".tools")) / "timescaledb"
 
 
