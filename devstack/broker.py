@@ -42,7 +42,7 @@ share.coordinator.state.topic.replication.factor=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 """
-_LOG4J = """\
+LOG4J = """\
 rootLogger.level=INFO
 rootLogger.appenderRef.out.ref=out
 appender.out.type=Console
@@ -80,7 +80,7 @@ class Broker:
         """Write the config and, on first start, format the KRaft storage."""
         self.home.mkdir(parents=True, exist_ok=True)
         data = self.home / "data"
-        (self.home / "log4j2.properties").write_text(_LOG4J)
+        (self.home / "log4j2.properties").write_text(LOG4J)
         server = self.home / "server.properties"
         server.write_text(_SERVER.format(port=self.port, controller=self.controller_port, data=data))
         if (data / "meta.properties").exists():

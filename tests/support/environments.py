@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from fleet_operator import model, openapi
 
+from devstack.broker import LOG4J
 from devstack.dockerfile import Image
 from tests.support.charts import ROOT, find, render_values
 from tests.support.pods import Endpoints, ImageLayout, LocalContainer, Objects, PodContext, pod_of
@@ -52,16 +53,6 @@ class Environment:
         return PodContext(self.objects, pod, endpoints, workdir, self.claims), spec
 
 
-KAFKA_LOG4J = """\
-rootLogger.level=WARN
-rootLogger.appenderRef.out.ref=out
-appender.out.type=Console
-appender.out.name=out
-appender.out.layout.type=PatternLayout
-appender.out.layout.pattern=[%d] %p %m (%c)%n
-"""
-
-
 def kafka_install(root: Path, *, start: bool) -> Path:
     """/opt/kafka of the Kafka image as far as the chart's start.sh uses it: bin/kafka-storage.sh
     and bin/kafka-server-start.sh run the same main classes (kafka-run-class.sh's job) with the
@@ -71,7 +62,7 @@ def kafka_install(root: Path, *, start: bool) -> Path:
 
     bin_dir = root / "opt-kafka" / "bin"
     bin_dir.mkdir(parents=True)
-    (root / "log4j2.properties").write_text(KAFKA_LOG4J)
+    (root / "log4j2.properties").write_text(LOG4J)  # the local broker's logging (devstack.broker)
     java = f'java -Dlog4j2.configurationFile={root / "log4j2.properties"} -cp "{kafka_classpath()}"'
     main = 'kafka.Kafka "$@"' if start else "-version"
     scripts = {
