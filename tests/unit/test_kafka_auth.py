@@ -82,8 +82,7 @@ def test_the_flink_connector_gets_the_shaded_login_module_it_ships():
     assert module == FLINK_SHADED_PREFIX + "org.apache.kafka.common.security.scram.ScramLoginModule"
     assert options["properties.security.protocol"] == "SASL_SSL"
     jars = [jar for jar in cached_connector_jars() if "kafka" in jar.name]
-    if not jars:
-        pytest.skip("no pinned Flink Kafka connector jar (make setup)")
+    assert jars, "no pinned Flink Kafka connector jar: make setup installs it"
     with zipfile.ZipFile(jars[0]) as jar:
         assert module.replace(".", "/") + ".class" in jar.namelist()
     plain = JobConfig(jobs=("alarms",), bootstrap_servers="k:9092", checkpoint_dir="file:///tmp")
