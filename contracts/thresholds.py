@@ -1,4 +1,4 @@
-"""Alarm rules and their thresholds: defaults from DESIGN.md, overridable per fleet and per source.
+"""Alarm rules and their thresholds: defaults in DEFAULT_RULES, overridable per fleet and per source.
 
 Thresholds are configuration. `Thresholds.load()` reads a YAML/JSON document of the form
 

@@ -23,7 +23,7 @@ from contracts.topics import ALERTS_TOPIC
 
 log = logging.getLogger(__name__)
 
-# Exactly what Vector's postgres sink executes (TOOLCHAIN.md): absent fields become NULL.
+# Exactly what Vector's postgres sink executes per batch: absent fields become NULL.
 VECTOR_INSERT = "INSERT INTO alarm_events SELECT * FROM jsonb_populate_recordset(NULL::alarm_events, %s::jsonb)"
 
 SHIPPED = Counter(ALERT_SHIPPER_RECORDS, "Alert records shipped into alarm_events")

@@ -1,4 +1,4 @@
-"""Helm through pyhelm3, with the parts of it that are broken in 0.5.8 avoided (TOOLCHAIN.md):
+"""Helm through pyhelm3 (pinned 0.5.8), avoiding the parts of it that are broken in that version:
 no `disable_validation`, no `rollback(recreate_pods=True)`, no `ensure_release` (it drops options)."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from tests.support.storage_upgrade import CONVERTED, migrate_until, seed_before_
 
 pytestmark = pytest.mark.integration
 
-# Exactly what Vector's postgres sink executes (shared TOOLCHAIN.md); $1 becomes %s for psycopg.
+# Exactly what Vector's postgres sink executes per batch ($1: the batch as a JSON array); %s for psycopg.
 VECTOR_INSERT = "INSERT INTO alarm_events SELECT * FROM jsonb_populate_recordset(NULL::alarm_events, %s)"
 CORE_TABLES = {
     "readings",

@@ -1,4 +1,4 @@
-"""Vector's part of the pipeline without a Vector binary (none exists here, TOOLCHAIN.md): the
+"""Vector's part of the pipeline without a Vector binary (none is installed on this machine): the
 chart's rendered config parses and wires Kafka's alerts topic (from contracts) to the postgres
 sink with a disk buffer and end-to-end acknowledgements, and the exact statement Vector's
 postgres sink runs inserts contract AlertRecords into the real migrated `alarm_events` table."""
@@ -105,7 +105,7 @@ def as_vector_event(record: AlertRecord, offset: int) -> dict:
 
 
 def sink_statement(table: str) -> str:
-    """The statement Vector's postgres sink runs per batch (TOOLCHAIN.md)."""
+    """The statement Vector's postgres sink runs per batch, $1 being the batch as a JSON array."""
     return f"INSERT INTO {table} SELECT * FROM jsonb_populate_recordset(NULL::{table}, $1)"
 
 
