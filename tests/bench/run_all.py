@@ -16,10 +16,9 @@ import time
 import traceback
 from pathlib import Path
 
-from tests.bench import utc_stamp
+from tests.bench import RESULTS_DIR, formatted, perf_table, utc_stamp
 
 BENCH_DIR = Path(__file__).parent
-RESULTS_DIR = BENCH_DIR / "results"
 
 
 def available() -> list[str]:
@@ -88,21 +87,15 @@ def markdown(results: list[dict], host: dict) -> str:
         for figure in [*figures, *(key for key in (*baseline, *ratios) if key not in figures)]:
             cells = [figures.get(figure, ""), baseline.get(figure, ""), ratios.get(figure, "")]
             met = _met(met_by.get(figure, result.get("met"))) if figure in targets else ""
-            lines.append(f"| {name} | {figure} | {' | '.join(map(_fmt, cells))} | {targets.get(figure, '')} | {met} |")
+            lines.append(
+                f"| {name} | {figure} | {' | '.join(map(formatted, cells))} | {targets.get(figure, '')} | {met} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def _met(met: bool | None) -> str:
     """A target's verdict: its own (`met_by`) where the benchmark gives one, else the component's."""
     return "yes" if met else "no"
-
-
-def _fmt(value) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.3g}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _previous(name: str) -> dict | None:
@@ -150,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(results, host)
     (RESULTS_DIR / "README.md").write_text(table)
     print(table)
+    perf_table.write()  # docs/performance.md's generated table follows the results
     return 0 if all(result.get("met") for result in results) else 1
 
 
