@@ -21,6 +21,9 @@ TEMPORARY = re.compile(
     r"too many requests|unexpected EOF|connection reset",
     re.IGNORECASE,
 )
+# Helm notes every symbolic link it follows on stderr: charts/<chart>/charts/fleet-common links to the
+# library chart in a checkout (the operator image holds copies). Not part of any error.
+SYMLINK_NOTICE = re.compile(r"^.*found symbolic link in path: .*(?:\n|$)", re.MULTILINE)
 
 
 class HelmError(Exception):
@@ -54,7 +57,8 @@ class Helm:
             raise
         except PyHelmError as error:
             HELM_CALLS.labels(operation, "error").inc()
-            raise HelmError(operation, release, str(error).strip() or type(error).__name__) from None
+            message = SYMLINK_NOTICE.sub("", str(error)).strip()
+            raise HelmError(operation, release, message or type(error).__name__) from None
         HELM_CALLS.labels(operation, "ok").inc()
         return result
 

@@ -1,49 +1,8 @@
-{{/* Standard Bitnami-style names and labels. */}}
-{{- define "fleet_operator.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "fleet_operator.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{- define "fleet_operator.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "fleet_operator.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "fleet_operator.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
+{{/* fleet-common's labels plus the component: the operator's objects live beside other charts' in
+     its namespace. Names, selector labels and the image are fleet-common's. */}}
 {{- define "fleet_operator.labels" -}}
-helm.sh/chart: {{ include "fleet_operator.chart" . }}
-{{ include "fleet_operator.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{ include "fleet-common.labels.standard" . }}
 app.kubernetes.io/component: operator
-app.kubernetes.io/part-of: fleet-monitor
-{{- end }}
-
-{{- define "fleet_operator.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "fleet_operator.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.serviceAccount.name }}
-{{- end }}
-{{- end }}
-
-{{- define "fleet_operator.image" -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
 
 {{/* What the operator may do in a namespace it manages: FleetMonitors, Events, and exactly the

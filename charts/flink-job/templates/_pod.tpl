@@ -3,7 +3,7 @@
 {{- define "flink_job.volumes" -}}
 - name: config-src
   configMap:
-    name: {{ include "flink_job.fullname" . }}
+    name: {{ include "fleet-common.names.fullname" . }}
 - name: flink-conf
   emptyDir: {}
 - name: flink-log
@@ -13,7 +13,7 @@
 {{- if include "flink_job.localVolume" . }}
 - name: flink-data
   persistentVolumeClaim:
-    claimName: {{ include "flink_job.fullname" . }}-data
+    claimName: {{ include "fleet-common.names.fullname" . }}-data
 {{- end }}
 {{- with include "flink_job.kafkaCaVolume" . | trim }}{{ . | nindent 0 }}{{ end }}
 {{- end }}
@@ -31,7 +31,7 @@
 
 {{- define "flink_job.initConfig" -}}
 - name: config
-  image: {{ include "flink_job.image" . }}
+  image: {{ include "fleet-common.images.image" . }}
   imagePullPolicy: {{ .Values.image.pullPolicy }}
   command: ["cp", "/config-src/config.yaml", "/config-src/log4j-console.properties", "/opt/flink/conf/"]
   resources:

@@ -1,82 +1,34 @@
-{{/* Names, labels and shared snippets (Bitnami/helm-create conventions). */}}
-
-{{- define "generator.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- define "generator.ingressPorts" -}}
+[9100]
 {{- end }}
 
-{{/* Release name alone when it already names the chart ("fleet-monitor-CHART"), else release-chart. */}}
-{{- define "generator.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{/* SASL_SSL to the kafka release (its auth.enabled): KAFKA_* as contracts/kafka_auth.py reads
+     them, the user's password from the kafka release's users Secret, its CA mounted. */}}
+{{- define "generator.kafkaAuthEnv" -}}
+{{- with .Values.kafka.auth }}
+{{- if .enabled }}
+- {name: KAFKA_SECURITY_PROTOCOL, value: SASL_SSL}
+- {name: KAFKA_SASL_MECHANISM, value: {{ .mechanism | quote }}}
+- {name: KAFKA_SASL_USERNAME, value: {{ .username | quote }}}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ .passwordSecret | quote }}, key: {{ .username | quote }}}
+- {name: KAFKA_SSL_CA_FILE, value: /etc/kafka-ca/ca.crt}
 {{- end }}
-{{- end }}
-{{- end }}
-
-{{- define "generator.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "generator.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "generator.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{- define "generator.labels" -}}
-helm.sh/chart: {{ include "generator.chart" . }}
-{{ include "generator.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: fleet-monitor
-{{- end }}
-
-{{- define "generator.image" -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
-{{- end }}
-
-{{- define "generator.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "generator.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
-{{/* Scheduling and pod-level settings every workload shares. */}}
-{{- define "generator.podCommon" -}}
-serviceAccountName: {{ include "generator.serviceAccountName" . }}
-automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
-securityContext:
-  {{- toYaml .Values.podSecurityContext | nindent 2 }}
-{{- with .Values.imagePullSecrets }}
-imagePullSecrets:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.nodeSelector }}
-nodeSelector:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.affinity }}
-affinity:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.tolerations }}
-tolerations:
-  {{- toYaml . | nindent 2 }}
+{{- define "generator.kafkaCaMount" -}}
+{{- if .Values.kafka.auth.enabled }}
+- {name: kafka-ca, mountPath: /etc/kafka-ca, readOnly: true}
 {{- end }}
 {{- end }}
 
-{{/* Existing Secret value on upgrade, else a fresh random one: generated secrets survive upgrades. */}}
-{{- define "generator.secretValue" -}}
-{{- $secret := lookup "v1" "Secret" .namespace .name }}
-{{- if and $secret (hasKey ($secret.data | default dict) .key) }}
-{{- index $secret.data .key | b64dec }}
-{{- else }}
-{{- randAlphaNum (.length | default 32) }}
+{{- define "generator.kafkaCaVolume" -}}
+{{- if .Values.kafka.auth.enabled }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.auth.caSecret | quote }}
+    items: [{key: ca.crt, path: ca.crt}]
 {{- end }}
 {{- end }}

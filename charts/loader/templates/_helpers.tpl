@@ -1,72 +1,54 @@
-{{/* Names, labels and shared snippets (Bitnami/helm-create conventions). */}}
-
-{{- define "loader.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- define "loader.ingressPorts" -}}
+[{{ .Values.metrics.port }}]
 {{- end }}
 
-{{/* Release name alone when it already names the chart ("fleet-monitor-CHART"), else release-chart. */}}
-{{- define "loader.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{/* SASL_SSL to the kafka release (its auth.enabled): KAFKA_* as contracts/kafka_auth.py reads
+     them, the user's password from the kafka release's users Secret, its CA mounted. */}}
+{{- define "loader.kafkaAuthEnv" -}}
+{{- with .Values.kafka.auth }}
+{{- if .enabled }}
+- {name: KAFKA_SECURITY_PROTOCOL, value: SASL_SSL}
+- {name: KAFKA_SASL_MECHANISM, value: {{ .mechanism | quote }}}
+- {name: KAFKA_SASL_USERNAME, value: {{ .username | quote }}}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ .passwordSecret | quote }}, key: {{ .username | quote }}}
+- {name: KAFKA_SSL_CA_FILE, value: /etc/kafka-ca/ca.crt}
 {{- end }}
-{{- end }}
-{{- end }}
-
-{{- define "loader.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "loader.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "loader.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{- define "loader.labels" -}}
-helm.sh/chart: {{ include "loader.chart" . }}
-{{ include "loader.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: fleet-monitor
-{{- end }}
-
-{{- define "loader.image" -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
-{{- end }}
-
-{{- define "loader.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "loader.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
-{{/* Scheduling and pod-level settings every workload shares. */}}
-{{- define "loader.podCommon" -}}
-serviceAccountName: {{ include "loader.serviceAccountName" . }}
-automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
-securityContext:
-  {{- toYaml .Values.podSecurityContext | nindent 2 }}
-{{- with .Values.imagePullSecrets }}
-imagePullSecrets:
-  {{- toYaml . | nindent 2 }}
+{{- define "loader.kafkaCaMount" -}}
+{{- if .Values.kafka.auth.enabled }}
+- {name: kafka-ca, mountPath: /etc/kafka-ca, readOnly: true}
 {{- end }}
-{{- with .Values.nodeSelector }}
-nodeSelector:
-  {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.affinity }}
-affinity:
-  {{- toYaml . | nindent 2 }}
+
+{{- define "loader.kafkaCaVolume" -}}
+{{- if .Values.kafka.auth.enabled }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.auth.caSecret | quote }}
+    items: [{key: ca.crt, path: ca.crt}]
 {{- end }}
-{{- with .Values.tolerations }}
-tolerations:
-  {{- toYaml . | nindent 2 }}
+{{- end }}
+
+{{/* The NetworkPolicy's egress rules (networkPolicy.egress): DNS, the brokers, the database, extraEgress. */}}
+{{- define "loader.egressRules" -}}
+{{- with .Values.networkPolicy.egress }}
+- ports:  # DNS, wherever the cluster serves it
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+- ports:
+    - {port: {{ .kafka.port }}, protocol: TCP}
+  to:
+    {{- toYaml .kafka.to | nindent 4 }}
+- ports:
+    - {port: {{ .database.port }}, protocol: TCP}
+  to:
+    {{- toYaml .database.to | nindent 4 }}
+{{- with .extraEgress }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 {{- end }}

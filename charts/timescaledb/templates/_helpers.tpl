@@ -1,82 +1,60 @@
-{{/* Names, labels and shared snippets (Bitnami/helm-create conventions). */}}
-
-{{- define "timescaledb.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- define "timescaledb.ingressPorts" -}}
+[5432]
 {{- end }}
 
-{{/* Release name alone when it already names the chart ("fleet-monitor-CHART"), else release-chart. */}}
-{{- define "timescaledb.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- define "timescaledb.secretName" -}}
+{{- .Values.auth.existingSecret | default (include "fleet-common.names.fullname" .) }}
+{{- end }}
+
+{{- define "timescaledb.tlsSecretName" -}}
+{{- .Values.tls.existingSecret | default (printf "%s-tls" (include "fleet-common.names.fullname" .)) }}
+{{- end }}
+
+{{- define "timescaledb.host" -}}
+{{ include "fleet-common.names.fullname" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}
+{{- end }}
+
+{{- define "timescaledb.sslmode" -}}
+{{- ternary "require" "disable" .Values.tls.enabled }}
+{{- end }}
+
+{{/* YAML numbers arrive as float64: print whole numbers as integers. */}}
+{{- define "timescaledb.configValue" -}}
+{{- if and (kindIs "float64" .) (eq . (float64 (int64 .))) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
+{{- end }}
+
+{{/* TS_TUNE_MEMORY from the memory limit: timescaledb-tune takes PostgreSQL's byte format
+     (<integer>kB|MB|GB|TB, units of 1024) and stops the first start on a Kubernetes quantity such
+     as "4Gi". Whole MiB ("4Gi" -> "4096MB", "1536Mi" -> "1536MB", "4G" -> "3814MB"). */}}
+{{- define "timescaledb.tuneMemory" -}}
+{{- if kindIs "string" . }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" . }}
+{{- $factors := dict "" 0.00000095367431640625 "Ki" 0.0009765625 "Mi" 1.0 "Gi" 1024.0 "Ti" 1048576.0 "k" 0.000953674316 "M" 0.95367431640625 "G" 953.67431640625 "T" 953674.31640625 }}
+{{- $unit := trimPrefix $number . }}
+{{- if or (not $number) (not (hasKey $factors $unit)) }}{{ fail (printf "timescaledb: resources.limits.memory %q is not a memory quantity" .) }}{{ end }}
+{{- printf "%dMB" (mulf (float64 $number) (get $factors $unit) | floor | int64) }}
 {{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
-{{- end }}
+{{- printf "%dMB" (divf (float64 .) 1048576.0 | floor | int64) }}
 {{- end }}
 {{- end }}
 
-{{- define "timescaledb.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{/* The least-privilege roles' LOGIN users as storage/roles.py names them (migration 0015_roles
+     makes the group roles; the migration Job's `--login-users` the users). A unit test holds the
+     two together. */}}
+{{- define "timescaledb.roleLogins" -}}
+owner: fleet_owner
+writer: fleet_writer_login
+api: fleet_api_login
+grafana: fleet_grafana_login
 {{- end }}
 
-{{- define "timescaledb.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "timescaledb.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+{{/* Where clients find the database's CA (tls.ca): each client chart mounts the key `ca.crt` of
+     its role's Secret here (optional: absent without a CA). */}}
+{{- define "timescaledb.caPath" -}}
+/etc/fleet-monitor/database-ca/ca.crt
 {{- end }}
 
-{{- define "timescaledb.labels" -}}
-helm.sh/chart: {{ include "timescaledb.chart" . }}
-{{ include "timescaledb.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: fleet-monitor
-{{- end }}
-
-{{- define "timescaledb.image" -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
-{{- end }}
-
-{{- define "timescaledb.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "timescaledb.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.serviceAccount.name }}
-{{- end }}
-{{- end }}
-
-{{/* Scheduling and pod-level settings every workload shares. */}}
-{{- define "timescaledb.podCommon" -}}
-serviceAccountName: {{ include "timescaledb.serviceAccountName" . }}
-automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
-securityContext:
-  {{- toYaml .Values.podSecurityContext | nindent 2 }}
-{{- with .Values.imagePullSecrets }}
-imagePullSecrets:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.nodeSelector }}
-nodeSelector:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.affinity }}
-affinity:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.tolerations }}
-tolerations:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- end }}
-
-{{/* Existing Secret value on upgrade, else a fresh random one: generated secrets survive upgrades. */}}
-{{- define "timescaledb.secretValue" -}}
-{{- $secret := lookup "v1" "Secret" .namespace .name }}
-{{- if and $secret (hasKey ($secret.data | default dict) .key) }}
-{{- index $secret.data .key | b64dec }}
-{{- else }}
-{{- randAlphaNum (.length | default 32) }}
-{{- end }}
+{{/* Clients verify the server's certificate and name when a CA is given; else as before. */}}
+{{- define "timescaledb.clientSslmode" -}}
+{{- if and .Values.tls.enabled .Values.tls.ca }}verify-full{{ else }}{{ include "timescaledb.sslmode" . }}{{ end }}
 {{- end }}

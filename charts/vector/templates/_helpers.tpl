@@ -1,82 +1,91 @@
-{{/* Names, labels and shared snippets (Bitnami/helm-create conventions). */}}
-
-{{- define "vector.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- define "vector.ingressPorts" -}}
+[8686, 9598]
 {{- end }}
 
-{{/* Release name alone when it already names the chart ("fleet-monitor-CHART"), else release-chart. */}}
-{{- define "vector.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{/* Kafka alerts -> Postgres alarm_events. Acknowledgements on the sink make the Kafka source commit
+     an offset only after the row is written (and the disk buffer survives restarts in between). */}}
+{{- define "vector.config" -}}
+data_dir: /var/lib/vector
+api:
+  enabled: true
+  address: 0.0.0.0:8686
+sources:
+  alerts:
+    type: kafka
+    bootstrap_servers: {{ .Values.kafka.bootstrapServers | quote }}
+    group_id: {{ .Values.kafka.consumerGroup | quote }}
+    topics: [{{ .Values.alertsTopic | quote }}]
+    auto_offset_reset: earliest
+    librdkafka_options:
+      # The jobs write alarm records in Kafka transactions committed with their checkpoints: ship
+      # only committed ones (records of a failed checkpoint are aborted and replayed).
+      isolation.level: read_committed
+    {{- with .Values.kafka.auth }}
+    {{- if .enabled }}
+    # SASL_SSL as the vector user: the password from the env (the kafka release's Secret).
+    sasl:
+      enabled: true
+      mechanism: {{ .mechanism | quote }}
+      username: {{ .username | quote }}
+      password: "${KAFKA_SASL_PASSWORD}"
+    tls:
+      enabled: true
+      ca_file: /etc/kafka-ca/ca.crt
+    {{- end }}
+    {{- end }}
+    decoding:
+      codec: json
+  internal_metrics:
+    type: internal_metrics
+sinks:
+  alarm_events:
+    type: postgres
+    inputs: [alerts]
+    endpoint: "${DATABASE_URL}"
+    table: {{ .Values.sink.table | quote }}
+    pool_size: {{ .Values.sink.poolSize }}
+    batch:
+      max_events: {{ .Values.sink.batch.maxEvents }}
+      timeout_secs: {{ .Values.sink.batch.timeoutSecs }}
+    buffer:
+      type: disk
+      max_size: {{ .Values.buffer.maxSizeBytes | int64 }}{{/* YAML numbers arrive as float64 (8.589934592e+09); Vector takes integers only */}}
+      when_full: block
+    acknowledgements:
+      enabled: true
+  metrics:
+    type: prometheus_exporter
+    inputs: [internal_metrics]
+    address: 0.0.0.0:9598
+{{- end }}
+
+{{/* SASL_SSL to the kafka release (its auth.enabled): KAFKA_* as contracts/kafka_auth.py reads
+     them, the user's password from the kafka release's users Secret, its CA mounted. */}}
+{{- define "vector.kafkaAuthEnv" -}}
+{{- with .Values.kafka.auth }}
+{{- if .enabled }}
+- {name: KAFKA_SECURITY_PROTOCOL, value: SASL_SSL}
+- {name: KAFKA_SASL_MECHANISM, value: {{ .mechanism | quote }}}
+- {name: KAFKA_SASL_USERNAME, value: {{ .username | quote }}}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ .passwordSecret | quote }}, key: {{ .username | quote }}}
+- {name: KAFKA_SSL_CA_FILE, value: /etc/kafka-ca/ca.crt}
 {{- end }}
 {{- end }}
 {{- end }}
 
-{{- define "vector.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "vector.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "vector.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{- define "vector.labels" -}}
-helm.sh/chart: {{ include "vector.chart" . }}
-{{ include "vector.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: fleet-monitor
-{{- end }}
-
-{{- define "vector.image" -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
-{{- end }}
-
-{{- define "vector.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "vector.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.serviceAccount.name }}
+{{- define "vector.kafkaCaMount" -}}
+{{- if .Values.kafka.auth.enabled }}
+- {name: kafka-ca, mountPath: /etc/kafka-ca, readOnly: true}
 {{- end }}
 {{- end }}
 
-{{/* Scheduling and pod-level settings every workload shares. */}}
-{{- define "vector.podCommon" -}}
-serviceAccountName: {{ include "vector.serviceAccountName" . }}
-automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
-securityContext:
-  {{- toYaml .Values.podSecurityContext | nindent 2 }}
-{{- with .Values.imagePullSecrets }}
-imagePullSecrets:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.nodeSelector }}
-nodeSelector:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.affinity }}
-affinity:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.tolerations }}
-tolerations:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- end }}
-
-{{/* Existing Secret value on upgrade, else a fresh random one: generated secrets survive upgrades. */}}
-{{- define "vector.secretValue" -}}
-{{- $secret := lookup "v1" "Secret" .namespace .name }}
-{{- if and $secret (hasKey ($secret.data | default dict) .key) }}
-{{- index $secret.data .key | b64dec }}
-{{- else }}
-{{- randAlphaNum (.length | default 32) }}
+{{- define "vector.kafkaCaVolume" -}}
+{{- if .Values.kafka.auth.enabled }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.auth.caSecret | quote }}
+    items: [{key: ca.crt, path: ca.crt}]
 {{- end }}
 {{- end }}

@@ -1,7 +1,0 @@
-{{- define "grafana.ingressPorts" -}}
-[3000]
-{{- end }}
-
-{{- define "grafana.adminSecret" -}}
-{{- .Values.admin.existingSecret | default (printf "%s-admin" (include "grafana.fullname" .)) }}
-{{- end }}
