@@ -48,11 +48,6 @@ class Scope:
             sql.Identifier(*column.split(".")), sql.SQL(PARAM)
         )
 
-    def require_every_fleet(self, what: str) -> None:
-        """403 for data that is not kept per fleet (it mixes every fleet's)."""
-        if self.fleets is not None:
-            raise HTTPException(403, f"{what} mix every fleet's data: they need an API key for all fleets")
-
 
 async def read_scope(request: Request) -> Scope:
     # api.auth.require_key, a dependency of the protected routers resolved before this one, left

@@ -93,7 +93,7 @@ def _latest_per_source() -> str:
 
 def kpis(t_env, statements: StatementSet, config: JobConfig) -> None:
     """Driving KPIs per vehicle and window (distance = odometer span seen in the window, from
-    telemetry and driving events) and trip metrics per region in each of the trip windows."""
+    telemetry and driving events) and trip metrics per region and fleet in each of the trip windows."""
     kpi_sink, trip_sink = (
         create_store_sink(t_env, config, "driving_kpis"),
         create_store_sink(t_env, config, "trip_metrics"),
@@ -113,8 +113,8 @@ def kpis(t_env, statements: StatementSet, config: JobConfig) -> None:
         f"FROM {_window('kpi_input', seconds)} GROUP BY window_start, window_end, source_id, fleet_id"
     )
     trips = " UNION ALL ".join(
-        f"SELECT window_start, window_end, {size}, region_id, COUNT(*), SUM(fare), AVG(duration_s), AVG(distance_km) "
-        f"FROM {_window('valid_trip', size)} GROUP BY window_start, window_end, region_id"
+        f"SELECT window_start, window_end, {size}, region_id, fleet_id, COUNT(*), SUM(fare), AVG(duration_s), "
+        f"AVG(distance_km) FROM {_window('valid_trip', size)} GROUP BY window_start, window_end, region_id, fleet_id"
         for size in config.trip_windows_s
     )
     statements.add_insert_sql(f"INSERT INTO {trip_sink} {trips}")

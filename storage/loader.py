@@ -259,8 +259,9 @@ class Loader:
             def write(values: list) -> int:
                 return upsert_rows(self.conn, table, values)
 
-        if items and table in TIRE_TABLES and _before_tires(table, items[0][1]) is not None:
-            items = [(message, _before_tires(table, value) or value) for message, value in items]
+        today = LEGACY_FORMS.get(table)
+        if items and today and today(table, items[0][1]) is not None:
+            items = [(message, today(table, value) or value) for message, value in items]
         return self._write(table, items, write, rejected) if items else 0
 
     def _write(self, table: str, items: list[tuple[Message, object]], write, rejected: list[tuple]) -> int:
@@ -272,7 +273,8 @@ class Loader:
                 return write([value for _, value in items])
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
             if len(items) == 1:
-                legacy = _before_tires(table, items[0][1]) if table in TIRE_TABLES else None
+                today = LEGACY_FORMS.get(table)
+                legacy = today(table, items[0][1]) if today else None
                 if legacy is not None:  # an older job's record among today's
                     return self._write(table, [(items[0][0], legacy)], write, rejected)
                 REJECTED.labels(table).inc()
@@ -282,29 +284,51 @@ class Loader:
         return self._write(table, items[:middle], write, rejected) + self._write(table, items[middle:], write, rejected)
 
 
-TIRE_TABLES = ("readings", "aggregates")
-"""The store tables that gained the tire column (migration 0013_tire_dimension)."""
-
-
-def _before_tires(table: str, value: bytes) -> bytes | None:
-    """A record of `table` as jobs before migration 0013 wrote it (no tire column; the tire in the
-    metric name, `pressure_kpa.FL`) in today's columns; None for any other record. Records such
-    jobs left in the store topics then load during an upgrade instead of becoming dead letters."""
+def _one_column_short(table: str, value: bytes) -> list[str] | None:
+    """The CSV fields of a record that has one column fewer than `table` has today, else None."""
     try:
         (fields,) = csv.reader([value.decode()])
     except (UnicodeDecodeError, ValueError, csv.Error):
         return None
-    columns = WRITES[table].columns
-    if len(fields) != len(columns) - 1:
+    return fields if len(fields) == len(WRITES[table].columns) - 1 else None
+
+
+def _csv(fields: list[str]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue().encode()
+
+
+def _before_tires(table: str, value: bytes) -> bytes | None:
+    """A record of `table` as jobs before migration 0013 wrote it (no tire column; the tire in the
+    metric name, `pressure_kpa.FL`) in today's columns; None for any other record."""
+    fields = _one_column_short(table, value)
+    if fields is None:
         return None
-    metric_at = columns.index("metric")
+    metric_at = WRITES[table].columns.index("metric")
     metric, _, tire = fields[metric_at].rpartition(".")
     if not (metric in TIRE_METRICS and tire in TIRE_POSITIONS):  # driving.event.odometer_km has none
         metric, tire = fields[metric_at], NO_TIRE
     fields[metric_at : metric_at + 1] = [metric, tire]  # tire follows metric
-    out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(fields)
-    return out.getvalue().encode()
+    return _csv(fields)
+
+
+def _before_trip_fleets(table: str, value: bytes) -> bytes | None:
+    """A trip_metrics record as jobs before migration 0016 wrote it (every fleet of a region in one
+    row, no fleet column) in today's columns, with the fleet '*' that migration gave such rows."""
+    fields = _one_column_short(table, value)
+    if fields is None:
+        return None
+    fleet_at = WRITES[table].columns.index("fleet_id")
+    return _csv([*fields[:fleet_at], ALL_FLEETS, *fields[fleet_at:]])
+
+
+ALL_FLEETS = "*"
+"""The fleet of trip metrics written before they were kept per fleet (migration 0016)."""
+LEGACY_FORMS = {"readings": _before_tires, "aggregates": _before_tires, "trip_metrics": _before_trip_fleets}
+"""Per store table, the record as older jobs wrote it in today's columns (None if it is not such a
+record): what they left in the store topics then loads during an upgrade instead of becoming dead
+letters."""
 
 
 def _row(table: str, value: bytes) -> tuple:

@@ -112,8 +112,8 @@ WRITES: dict[str, TableWrite] = {
         ),
         _spec(
             "trip_metrics",
-            "window_start window_end window_s region_id trips revenue avg_duration_s avg_distance_km",
-            "region_id window_s window_start",
+            "window_start window_end window_s region_id fleet_id trips revenue avg_duration_s avg_distance_km",
+            "region_id fleet_id window_s window_start",
             update_when="",
         ),
         _spec("dead_letters", "id kind topic payload error field received_at", "id"),

@@ -1,6 +1,6 @@
 """Alarm heatmaps, inactive devices, self-driving KPIs and per-region trip metrics, each limited
-to the key's fleets (api.scope). Trip metrics are kept per region across every fleet (the jobs
-sum every fleet's trips of a region), so they answer only keys for all fleets (403 otherwise)."""
+to the key's fleets (api.scope). Trip metrics are kept per region and fleet: a region's figures
+sum the key's fleets."""
 
 from __future__ import annotations
 
@@ -198,24 +198,26 @@ async def region_metrics(
     since: Since = None,
     until: Until = None,
 ) -> RegionMetrics:
-    scope.require_every_fleet("per-region trip metrics")
     window_s = WINDOWS[window]
     since, until = time_range(
         since, until, default=timedelta(seconds=window_s * 288), limit=timedelta(seconds=window_s * 10_000)
     )
     # Roll up from the largest window the jobs wrote that divides the one asked for.
+    fleets = scope.where("fleet_id")
     base = await (
         await db.execute(
-            "SELECT max(window_s) AS w FROM (SELECT DISTINCT window_s FROM trip_metrics WHERE region_id = %s) d"
-            " WHERE %s %% window_s = 0",
-            (region_id, window_s),
+            sql.SQL(
+                "SELECT max(window_s) AS w FROM (SELECT DISTINCT window_s FROM trip_metrics"
+                " WHERE region_id = %(region)s AND {fleets}) d WHERE %(w)s %% window_s = 0"
+            ).format(fleets=fleets),
+            {"region": region_id, "w": window_s, **scope.params},
         )
     ).fetchone()
     rows = []
     if base["w"] is not None:
         rows = await (
             await db.execute(
-                """
+                sql.SQL("""
             SELECT time_bucket(make_interval(secs => %(w)s), window_start) AS window_start,
                    time_bucket(make_interval(secs => %(w)s), window_start) + make_interval(secs => %(w)s) AS window_end,
                    sum(trips)::bigint AS trips, sum(revenue) AS revenue,
@@ -223,9 +225,10 @@ async def region_metrics(
                    coalesce(sum(avg_distance_km * trips) / nullif(sum(trips), 0), 0) AS avg_distance_km
             FROM trip_metrics
             WHERE region_id = %(region)s AND window_s = %(base)s AND window_start >= %(since)s AND window_start < %(until)s
+              AND {fleets}
             GROUP BY 1, 2 ORDER BY 1
-            """,
-                {"w": window_s, "region": region_id, "base": base["w"], "since": since, "until": until},
+            """).format(fleets=fleets),
+                {"w": window_s, "region": region_id, "base": base["w"], "since": since, "until": until, **scope.params},
             )
         ).fetchall()
     return RegionMetrics(region_id=region_id, window=window, base_window_s=base["w"], windows=rows)

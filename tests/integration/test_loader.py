@@ -310,3 +310,27 @@ def test_records_of_jobs_before_the_tire_column_load_during_an_upgrade(output, p
     assert rows(url, "SELECT count(*) FROM dead_letters") == [(0,)]
     found = snapshot(url, {table: TABLES[table] for table in tables})
     assert found == {table: output.reference[table] for table in tables}
+
+
+def test_trip_metrics_of_jobs_before_the_fleet_column_load_for_every_fleet(output, platform_broker, postgres_server):
+    """Trip metrics that older jobs left in their store topic (one column fewer: no fleet) load with
+    the fleet '*' that migration 0016 gave such rows, visible to keys for every fleet only, instead
+    of becoming dead letters."""
+    today = output.records[STORE_TOPICS["trip_metrics"]]
+    fleet_at = WRITES["trip_metrics"].columns.index("fleet_id")
+    old = []
+    for record in today:
+        (fields,) = csv.reader([record.decode()])
+        old.append(",".join(fields[:fleet_at] + fields[fleet_at + 1 :]).encode())
+    loads = _topics(platform_broker, "trip_metrics")
+    produce(platform_broker.bootstrap, next(iter(loads)), [*old[: len(old) // 2], *today, *old[len(old) // 2 :]])
+    url = new_database(postgres_server)
+    loader = Loader(platform_broker.bootstrap, url, "loader-trip-upgrade", tables=loads).start()
+    try:
+        loader.catch_up()
+    finally:
+        loader.close()
+    assert rows(url, "SELECT count(*) FROM dead_letters") == [(0,)]
+    windows = "region_id, window_s, window_start"
+    reference = set(rows(url, f"SELECT {windows} FROM trip_metrics WHERE fleet_id <> '*'"))
+    assert reference and reference == set(rows(url, f"SELECT {windows} FROM trip_metrics WHERE fleet_id = '*'"))

@@ -132,6 +132,14 @@ def seed_both_fleets(url: str) -> None:
             "INSERT INTO driving_kpis VALUES (%s, %s, 300, 'veh-b', 'fleet-b', 1, 1, 10.0, 10.0)",
             (BASE, BASE + timedelta(minutes=5)),
         )
+        conn.cursor().executemany(  # region r-1 serves both fleets (and rows from before 0016: '*')
+            "INSERT INTO trip_metrics (window_start, window_end, window_s, region_id, fleet_id, trips, revenue,"
+            " avg_duration_s, avg_distance_km) VALUES (%s, %s, 300, 'r-1', %s, %s, %s, 600.0, 5.0)",
+            [
+                (BASE + timedelta(minutes=m), BASE + timedelta(minutes=m + 5), fleet, trips, revenue)
+                for m, fleet, trips, revenue in ((0, "fleet-a", 2, 20.0), (0, "fleet-b", 3, 45.0), (5, "*", 4, 40.0))
+            ],
+        )
         conn.execute(
             "INSERT INTO alarm_audit (alert_id, action, key_name, fleet_id, at)"
             " VALUES ('a4', 'acknowledge', 'seed', 'fleet-a', %s), ('a3', 'clear', 'seed', 'fleet-b', %s)",
