@@ -170,8 +170,6 @@ class JobsService:
         args = [
             "--bootstrap-servers",
             self.bootstrap(),
-            "--group-id",
-            "fleet-monitor-jobs",
             "--checkpoint-dir",
             str(self.run.checkpoints),
             "--checkpoint-interval",

@@ -20,6 +20,7 @@ from contracts.thresholds import Thresholds
 from contracts.topics import ALL_TOPICS
 from contracts.windows import TRIP_WINDOWS_S, WINDOWS
 from jobs.cli import parse_settings as parse_job_args
+from jobs.config import JobConfig, JobOptions
 from jobs.tables import TRANSACTION_TIMEOUT_MS
 from tests.support.charts import CHARTS, ENVIRONMENTS, ROOT, find, helm, pod_spec, render
 
@@ -298,6 +299,42 @@ def test_flink_job_passes_the_alarm_bound_when_set(value: str, seconds: float) -
 def test_flink_job_rejects_a_negative_alarm_bound() -> None:
     with pytest.raises(AssertionError, match="alarmOutOfOrderness"):
         render("flink-job", None, "job.alarmOutOfOrderness=-1")
+
+
+@pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
+def test_each_flink_option_has_one_owner(environment: str | None, tmp_path: Path) -> None:
+    """The job sets its own options (jobs/runner.py job_options) from the chart's arguments; the
+    cluster's config.yaml (the chart's, and devstack.flink_cluster's stand-in for it) leaves them out,
+    and the job sets none of the cluster's own."""
+    from devstack.flink_cluster import FlinkCluster
+    from jobs.runner import job_options, mini_cluster_options
+
+    docs = render("flink-job", environment)
+    cluster = set(yaml.safe_load(find(docs, "ConfigMap", "fleet-monitor-flink-job")[0]["data"]["config.yaml"]))
+    program = _program(docs)
+    job = parse_job_args(program[1:])
+    resolved = JobConfig(
+        **job.model_dump(include=set(JobOptions.model_fields)),
+        jobs=(job.job,),
+        bootstrap_servers=job.bootstrap_servers,
+        checkpoint_dir=job.checkpoint_dir,
+    )
+    config = job_options(resolved)
+    assert not cluster & set(config), "set by both the chart's config.yaml and the job"
+    assert not set(FlinkCluster(tmp_path, []).configuration("jobmanager")) & set(config)
+    assert config["execution.checkpointing.dir"] == job.checkpoint_dir
+    assert config["parallelism.default"] == str(job.parallelism)
+    assert set(mini_cluster_options(resolved)) - {"rest.port", "metrics.fetcher.update-interval"} <= cluster
+
+
+def test_the_checkpoint_interval_default_is_the_jobs() -> None:
+    """charts/flink-job must pass job.checkpointInterval (its values.schema.json requires it), so the
+    chart's default and the jobs' are two copies of one number: they must agree."""
+    values = yaml.safe_load((ROOT / "charts/flink-job/values.yaml").read_text())
+    chart_default = parse_job_args(
+        ["all", "--bootstrap-servers", "k:9092", "--checkpoint-interval", values["job"]["checkpointInterval"]]
+    )
+    assert chart_default.checkpoint_interval_s == JobOptions.model_fields["checkpoint_interval_s"].default
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
