@@ -12,7 +12,8 @@ import argparse
 from typing import NoReturn, TypeVar
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, CliSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, CliPositionalArg, CliSettingsSource, SettingsConfigDict
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -56,26 +57,27 @@ def usage_error(settings: type[BaseSettings], message: str) -> NoReturn:
     _parser(settings, None)[0].error(message)
 
 
-def flag(settings: type[BaseSettings], name: str) -> str:
-    """The command-line spelling of a field (by field name or alias)."""
+_POSITIONAL = CliPositionalArg.__metadata__[0]  # the marker CliPositionalArg[...] puts on a field
+
+
+def _named(settings: type[BaseSettings], name: str) -> tuple[str, FieldInfo | None]:
+    """The field a validation error's location names (its field name or alias)."""
     for field_name, field in settings.model_fields.items():
-        if name in (field_name, field.alias, field.validation_alias):
-            if _positional(field):
-                return (field.alias or field_name).upper()
-            return "--" + (field.alias or field_name).replace("_", "-")
-    return name
+        if name in (field_name, field.alias):
+            return field.alias or field_name, field
+    return name, None
 
 
-def _positional(field) -> bool:
-    from pydantic_settings.sources.providers.cli import _CliPositionalArg
-
-    return _CliPositionalArg in field.metadata
+def flag(settings: type[BaseSettings], name: str) -> str:
+    """The command-line spelling of a field: --kebab-case, or the metavar of a positional."""
+    spelled, field = _named(settings, name)
+    if field is not None and _POSITIONAL in field.metadata:
+        return spelled.upper()
+    return "--" + spelled.replace("_", "-")
 
 
 def env_name(settings: type[BaseSettings], name: str) -> str:
-    field = settings.model_fields.get(name)
-    alias = (field.alias if field else None) or name
-    return (settings.model_config.get("env_prefix", "") + alias).upper()
+    return (settings.model_config.get("env_prefix", "") + _named(settings, name)[0]).upper()
 
 
 _PHRASES = {
@@ -92,11 +94,12 @@ _PHRASES = {
 
 def explain(exc: ValidationError, settings: type[BaseSettings]) -> str:
     """One line per problem, each naming the flag (as argparse does) and what it allows."""
-    missing = [flag(settings, str(e["loc"][0])) for e in exc.errors() if e["type"] == "missing" and e["loc"]]
+    missing = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "missing" and e["loc"]]
     lines = []
     if missing:
-        envs = ", ".join(env_name(settings, _field_of(settings, m)) for m in missing)
-        lines.append(f"the following arguments are required: {', '.join(missing)} (or the environment: {envs})")
+        flags = ", ".join(flag(settings, name) for name in missing)
+        envs = ", ".join(env_name(settings, name) for name in missing)
+        lines.append(f"the following arguments are required: {flags} (or the environment: {envs})")
     for error in exc.errors():
         if error["type"] == "missing":
             continue
@@ -106,14 +109,6 @@ def explain(exc: ValidationError, settings: type[BaseSettings]) -> str:
         else:
             lines.append(message)
     return "; ".join(lines)
-
-
-def _field_of(settings: type[BaseSettings], spelled: str) -> str:
-    wanted = spelled.removeprefix("--").replace("-", "_").lower()
-    for name, field in settings.model_fields.items():
-        if wanted in (name, field.alias):
-            return name
-    return wanted
 
 
 def _message(error: dict) -> str:

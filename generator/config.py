@@ -106,7 +106,7 @@ class SimConfig(BaseModel):
         description="events per second, simulated and paced: the simulated clock advances 1/rate per event",
     )
     start: Annotated[datetime, BeforeValidator(_timestamp)] = Field(
-        default_factory=now_utc_ms, description="simulated start time, ISO 8601 with zone (default: now, UTC)"
+        default_factory=now_utc_ms, description="simulated start time, ISO 8601 with zone (unset: now, UTC)"
     )
     seed: int = Field(0, description="random seed: same seed and --start, same bytes")
     count: Count | None = Field(None, description="stop after this many events (unset: no limit)")

@@ -45,17 +45,17 @@ class JobSettings(BaseSettings, JobOptions):
     model_config = cli_config("JOBS_", "python -m jobs")
 
     job: CliPositionalArg[Literal[*JOB_NAMES, "all"]] = Field(
-        description="pipeline to run; 'all' runs every one in one job"
+        description=f"pipeline to run: {', '.join(JOB_NAMES)}, or all (every one in one job)"
     )
     bootstrap_servers: str = Field(description="Kafka bootstrap servers (sources and sinks)")
     topic: Annotated[dict[str, str], NoDecode, BeforeValidator(_topic_overrides)] = Field(
         default_factory=dict,
-        description="FAMILY=TOPIC: override a family's topic (repeatable; default from contracts.topics)",
+        description="FAMILY=TOPIC: override a family's topic (repeatable; the others from contracts.topics)",
     )
     thresholds: Path | None = Field(None, description="thresholds YAML (contracts.thresholds.Thresholds.load)")
     checkpoint_dir: Annotated[str | None, BeforeValidator(checkpoint_uri)] = Field(
         None,
-        description="checkpoint location: a path or a URI such as s3://bucket/fleet (default: a temporary directory)",
+        description="checkpoint location: a path or a URI such as s3://bucket/fleet (unset: a temporary directory)",
     )
     restore: str | None = Field(
         None,

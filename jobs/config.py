@@ -105,7 +105,7 @@ class JobOptions(BaseModel):
         False, description="read every topic up to its end offsets at start, then finish (tests, replays, benchmarks)"
     )
     transactional_id_prefix: str | None = Field(
-        None, description="prefix of the sinks' Kafka transactional ids (default: the group id); unique per job"
+        None, description="prefix of the sinks' Kafka transactional ids (unset: the group id); unique per job"
     )
     checkpoint_interval_s: Duration = Field(
         1.0,
@@ -131,7 +131,7 @@ class JobOptions(BaseModel):
     alarm_out_of_orderness_s: float | None = Field(
         None,
         alias="alarm_out_of_orderness",
-        description="disorder the alarm rules wait for, seconds (default: the watermark bound). Shorter raises"
+        description="disorder the alarm rules wait for, seconds (unset: the watermark bound). Shorter raises"
         " alarms sooner; a reading arriving later than that behind its family's newest skips the rules (it is"
         " still stored and aggregated)",
     )
@@ -156,7 +156,7 @@ class JobOptions(BaseModel):
     rest_port: int | None = Field(
         None,
         gt=0,
-        description="REST API port of the local mini-cluster (default: Flink's choice): job status, per-operator"
+        description="REST API port of the local mini-cluster (unset: Flink's choice): job status, per-operator"
         " record counts; a cluster has its own rest.port",
     )
 
