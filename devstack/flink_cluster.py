@@ -145,8 +145,8 @@ class FlinkCluster:
             # Deploying ~80 tasks, each starting its Python interpreter, keeps a TaskManager on
             # 2 busy cores from answering within the default 10 s: the job would fail over once.
             "pekko.ask.timeout": "60 s",
+            # The driver's interpreter; the job sets its workers' own (jobs/runner.py job_options).
             "python.client.executable": sys.executable,
-            "python.executable": sys.executable,
         }
 
     def _prepare(self, role: str) -> tuple[Path, dict]:

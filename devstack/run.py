@@ -13,14 +13,17 @@ or the end of --duration. Logs: .local-run/<timestamp>/logs/.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Annotated, Protocol
 
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings
+
+from contracts.cli_settings import cli_config, parse, usage_error
 from contracts.topics import ALL_TOPICS
 from devstack.broker import Broker
 from devstack.prometheus import PrometheusService
@@ -35,6 +38,7 @@ from devstack.services import (
     SimulatorService,
 )
 from devstack.summary import Summary
+from generator.cli import RunOptions
 
 log = logging.getLogger("devstack.run")
 
@@ -114,30 +118,32 @@ class LocalPlatform:
                 log.exception("stopping failed", extra={"service": service.name})
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from generator.cli import add_run_arguments, add_simulation_arguments
+class PlatformSettings(BaseSettings, RunOptions):
+    """The command line (and DEVSTACK_* environment) of `make run`: the platform's options and the
+    simulator's (generator.cli.RunOptions)."""
 
-    parser = argparse.ArgumentParser(
-        prog="python -m devstack.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    model_config = cli_config("DEVSTACK_", "python -m devstack.run")
+
+    partitions: int = Field(3, description="partitions per topic")
+    summary_interval: float = Field(5.0, description="seconds between live summary lines")
+    jobs_timeout: float = Field(300.0, description="seconds the Flink jobs may take to start")
+    api_port: int | None = Field(None, description="API port (unset: a free one)")
+    # One clock for the whole platform, not just the simulator; a rate at which the first
+    # scenarios raise alarms within a minute.
+    duration_s: Annotated[float, Field(gt=0.0)] | None = Field(
+        None, alias="duration", description="stop the whole platform after this many seconds (unset: until Ctrl-C)"
     )
-    platform = parser.add_argument_group("platform")
-    platform.add_argument("--partitions", type=int, default=3, help="partitions per topic (default 3)")
-    platform.add_argument(
-        "--summary-interval", type=float, default=5.0, help="seconds between live summary lines (default 5)"
-    )
-    platform.add_argument(
-        "--jobs-timeout", type=float, default=300.0, help="seconds the Flink jobs may take to start (default 300)"
-    )
-    platform.add_argument("--api-port", type=int, help="API port (default: a free one)")
-    add_simulation_arguments(parser)
-    add_run_arguments(parser)
-    for action in parser._actions:
-        if action.dest == "duration":  # one clock for the whole platform, not just the simulator
-            action.help = "stop the whole platform after this many seconds (default: run until Ctrl-C)"
-        if action.dest == "rate":  # fast enough that the first scenarios raise alarms within a minute
-            action.default, action.help = 50.0, "events per second, simulated and paced (default 50)"
-    parser.set_defaults(max_speed=False)
-    return parser
+    rate: Annotated[float, Field(gt=0.0)] = Field(50.0, description="events per second, simulated and paced")
+
+    @model_validator(mode="after")
+    def _platform(self) -> PlatformSettings:
+        if self.partitions < 1:
+            raise ValueError(f"--partitions must be >= 1, got {self.partitions}")
+        if self.summary_interval <= 0 or self.jobs_timeout <= 0:
+            raise ValueError("--summary-interval and --jobs-timeout must be > 0")
+        if self.api_port is not None and not 0 < self.api_port < 65536:
+            raise ValueError(f"--api-port must be 1..65535, got {self.api_port}")
+        return self
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,20 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     from generator.runner import setup_logging
     from generator.sinks import KafkaSink
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.partitions < 1:
-        parser.error(f"--partitions must be >= 1, got {args.partitions}")
-    if args.summary_interval <= 0 or args.jobs_timeout <= 0:
-        parser.error("--summary-interval and --jobs-timeout must be > 0")
-    if args.api_port is not None and not 0 < args.api_port < 65536:
-        parser.error(f"--api-port must be 1..65535, got {args.api_port}")
-    duration, args.duration = args.duration, None  # the simulator runs until the platform stops
+    settings = parse(PlatformSettings, argv, __doc__)
+    duration = settings.duration_s
+    args = settings.model_copy(update={"duration_s": None})  # the simulator runs until the platform stops
     setup_logging(args.log_level)
     try:
-        make_simulator(args)  # bad options fail here, before anything starts
+        make_simulator(args)  # a bad thresholds file fails here, before anything starts
     except (ValueError, OSError) as exc:
-        parser.error(str(exc))
+        usage_error(PlatformSettings, str(exc))
     stop = threading.Event()
     install_stop_handlers(stop)
     started = time.monotonic()

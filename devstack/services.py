@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import subprocess
 import sys
 import threading
 import time
@@ -113,8 +114,10 @@ class PostgresService:
 
 
 class MigrationsService:
-    """The migrations, then a LOGIN user per database role with a password made for this run, as
-    the timescaledb chart's migration job does (`storage.migrate up` and `roles`)."""
+    """The timescaledb chart's migration Job, run locally: the same command (`python -m
+    storage.migrate up --login-users`, DATABASE_URL and FLEET_DB_PASSWORD_<ROLE> in its
+    environment), with a password per role made for this run. The one way the schema is migrated:
+    nothing else (the jobs, the loader, the API) migrates at start."""
 
     name = "migrations"
 
@@ -122,18 +125,33 @@ class MigrationsService:
         self.postgres = postgres
 
     def start(self) -> None:
-        from storage.migrate import migrate_up
-        from storage.roles import ROLES, ensure_login_users, login_url
+        from storage.roles import ROLES, login_url
 
-        migrate_up(self.postgres.url)
         passwords = {key: secrets.token_urlsafe(24) for key in ROLES}
-        with psycopg.connect(self.postgres.url, autocommit=True) as admin:
-            ensure_login_users(admin, passwords)
+        environment = {ROLES[key].password_env: value for key, value in passwords.items()}
+        storage_migrate(["up", "--login-users"], self.postgres.url, environment)
         self.postgres.logins = {key: login_url(self.postgres.url, key, value) for key, value in passwords.items()}
-        migrate_up(self.postgres.url_for("owner"))  # from here on the owner migrates: nothing pending
+        # Later upgrades migrate as the owner: its login works and finds nothing pending.
+        storage_migrate(["status", "--check"], self.postgres.url_for("owner"))
 
     def stop(self) -> None:
         pass
+
+
+def storage_migrate(args: list[str], database_url: str, environment: dict[str, str] | None = None) -> None:
+    """`python -m storage.migrate ARGS` on `database_url` (passed as the chart passes it, in
+    DATABASE_URL); raises with its output when it fails."""
+    result = subprocess.run(
+        [sys.executable, "-m", "storage.migrate", *args],
+        cwd=REPO,
+        env={**os.environ, **(environment or {}), "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"storage.migrate {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
 
 
 # ---------------------------------------------------------------------------- subprocesses
@@ -170,8 +188,6 @@ class JobsService:
         args = [
             "--bootstrap-servers",
             self.bootstrap(),
-            "--group-id",
-            "fleet-monitor-jobs",
             "--checkpoint-dir",
             str(self.run.checkpoints),
             "--checkpoint-interval",

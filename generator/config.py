@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic_settings import NoDecode
 
 from contracts.events import EVENT_MODELS, Identifier
 from contracts.thresholds import Thresholds
@@ -61,57 +62,85 @@ def now_utc_ms() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-@dataclass(frozen=True)
-class SimConfig:
-    vehicles: int = 10
-    sites: int = 2
-    zones: int = 3
-    devices_per_zone: int = 2
-    heartbeat_devices: int = 10
-    legacy_heartbeat_share: float = 0.3
-    """Share of heartbeat devices that send the legacy {"event-id","device-id","time"} form."""
-    families: tuple[str, ...] = FAMILIES
-    rate: float = 5.0
-    """Events per second: the simulated clock advances 1/rate per event, and pacing follows it."""
-    start: datetime = field(default_factory=now_utc_ms)
-    seed: int = 0
-    count: int | None = None
-    """Stop after this many events (None: no limit)."""
-    duration_s: float | None = None
-    """Stop once the simulated clock has advanced this far (None: no limit)."""
-    fleet_id: str = "default"
-    scenarios: tuple[str, ...] = SCENARIOS
-    scenario_start_round: int = 5
-    """Rounds of normal running before the first scenario begins (each round every source reports once)."""
-    scenario_period_rounds: int = 0
-    """Repeat the condition scenarios every this many rounds (0: once)."""
-    silence_s: float | None = None
-    """How long the silent device stays quiet, simulated seconds (None: twice the inactivity timeout)."""
-    malformed_share: float = 0.01
-    late_share: float = 0.005
-    lateness_s: float = 120.0
-    out_of_order_share: float = 0.02
-    jitter_s: float = 3.0
-    thresholds: Thresholds = field(default_factory=Thresholds)
+def _timestamp(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"expected an ISO 8601 time like 2026-01-01T00:00:00Z, got {value!r}") from None
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError(f"time needs a timezone (e.g. a trailing Z), got {value.isoformat()!r}")
+    return value
 
-    def __post_init__(self) -> None:
+
+def _listed(parse):
+    """A comma-separated flag or variable through `parse`; a tuple (from Python) through as given."""
+    return BeforeValidator(lambda value: parse(value) if isinstance(value, str) else tuple(value))
+
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Count = Annotated[int, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0.0)]
+
+
+class SimConfig(BaseModel):
+    """One simulator run. Each field is a flag of fleet-generator and devstack.run (its alias, when
+    the name carries a unit: --duration for duration_s), default and help written only here."""
+
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
+
+    vehicles: Count = Field(10, description="vehicles")
+    sites: Count = Field(2, description="building sites")
+    zones: Count = Field(3, description="zones per site")
+    devices_per_zone: Count = Field(2, description="building sensors per zone")
+    heartbeat_devices: Count = Field(10, description="heartbeat devices")
+    legacy_heartbeat_share: Share = Field(
+        0.3, description='share of heartbeat devices sending the legacy {"event-id","device-id","time"} form'
+    )
+    families: Annotated[tuple[str, ...], NoDecode, _listed(parse_families)] = Field(
+        FAMILIES, description=f"comma-separated event families or 'all': {', '.join(FAMILIES)}"
+    )
+    fleet_id: str = Field("default", description="fleet_id on every event")
+    rate: Positive = Field(
+        5.0,
+        description="events per second, simulated and paced: the simulated clock advances 1/rate per event",
+    )
+    start: Annotated[datetime, BeforeValidator(_timestamp)] = Field(
+        default_factory=now_utc_ms, description="simulated start time, ISO 8601 with zone (unset: now, UTC)"
+    )
+    seed: int = Field(0, description="random seed: same seed and --start, same bytes")
+    count: Count | None = Field(None, description="stop after this many events (unset: no limit)")
+    duration_s: Positive | None = Field(
+        None,
+        alias="duration",
+        description="stop after this many simulated seconds (unset: run until Ctrl-C)",
+    )
+    scenarios: Annotated[tuple[str, ...], NoDecode, _listed(parse_scenarios)] = Field(
+        SCENARIOS, description=f"comma-separated scenarios, 'all' or 'none': {', '.join(SCENARIOS)}"
+    )
+    scenario_start_round: Count = Field(
+        5, description="normal rounds (each source reports once) before the first scenario"
+    )
+    scenario_period_rounds: Count = Field(
+        0, alias="scenario_period", description="repeat the condition scenarios every N rounds (0: once)"
+    )
+    silence_s: Positive | None = Field(
+        None,
+        alias="silence",
+        description="simulated seconds the silent device is quiet (unset: twice the inactivity timeout)",
+    )
+    malformed_share: Share = Field(0.01, description="share of malformed events")
+    late_share: Share = Field(0.005, description="share of late events")
+    lateness_s: Positive = Field(120.0, alias="lateness", description="how late late events are, seconds")
+    out_of_order_share: Share = Field(0.02, description="share of out-of-order events")
+    jitter_s: Positive = Field(3.0, alias="jitter", description="out-of-order jitter, seconds")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SimConfig:
         problems = []
-        for name in ("vehicles", "sites", "zones", "devices_per_zone", "heartbeat_devices"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.rate > 0:
-            problems.append(f"rate must be > 0 events/s, got {self.rate}")
-        for name in ("legacy_heartbeat_share", "malformed_share", "late_share", "out_of_order_share"):
-            if not 0 <= getattr(self, name) <= 1:
-                problems.append(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         if self.malformed_share + self.late_share + self.out_of_order_share > 1:
             problems.append("malformed, late and out-of-order shares add up to more than 1")
-        if self.count is not None and self.count < 0:
-            problems.append(f"count must be >= 0, got {self.count}")
-        if self.duration_s is not None and self.duration_s < 0:
-            problems.append(f"duration must be >= 0 s, got {self.duration_s}")
-        if self.start.tzinfo is None:
-            problems.append("start must carry a timezone (e.g. 2026-01-01T00:00:00Z)")
         if self.scenario_period_rounds and self.scenario_period_rounds < 60:
             problems.append("scenario period must be 0 (once) or at least 60 rounds, so scenarios do not overlap")
         try:
@@ -124,6 +153,7 @@ class SimConfig:
             problems.append("no sources: every selected family has zero vehicles/devices")
         if problems:
             raise ValueError("; ".join(problems))
+        return self
 
     def wants(self, family: str) -> bool:
         return family in self.families

@@ -43,39 +43,61 @@ def latest_checkpoint(checkpoint_dir: Path) -> str | None:
     return str(max(found, key=lambda path: (path.stat().st_mtime_ns, int(path.name.split("-")[1]))))
 
 
-def flink_configuration(config: JobConfig) -> Configuration:
-    conf = Configuration()
-    settings = {
+def in_flink_cluster() -> bool:
+    """True when a Flink cluster's PythonDriver runs this program (application mode: the chart,
+    devstack.flink_cluster): it hands over its gateway, where a local run starts its own JVM."""
+    return "PYFLINK_GATEWAY_PORT" in os.environ
+
+
+def job_options(config: JobConfig) -> dict[str, str]:
+    """The Flink options that belong to the job, wherever it runs: set here only. A cluster's own
+    config.yaml (charts/flink-job's configmap, devstack.flink_cluster) leaves them out; the job's
+    value would win anyway."""
+    options = {
         "execution.checkpointing.interval": f"{int(config.checkpoint_interval_s * 1000)}ms",
         "execution.checkpointing.dir": config.checkpoint_dir,
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "3",
         "parallelism.default": str(config.parallelism),
         "python.execution-mode": "thread",
+        "python.executable": sys.executable,  # the TaskManagers' Python workers: this program's interpreter
+        "python.pythonpath": ":".join([str(REPO_ROOT), *site.getsitepackages()]),
         "pipeline.object-reuse": "true",
         # Python operators hand results on at least every 100 ms (default 1 s): live alarms measured
         # 2.5 s -> 2.0 s from event to row.
         "python.fn-execution.bundle.time": "100",
-        "python.executable": sys.executable,
-        "python.client.executable": sys.executable,
-        "python.pythonpath": ":".join([str(REPO_ROOT), *site.getsitepackages()]),
         "table.local-time-zone": "UTC",
         "table.exec.source.idle-timeout": f"{int(config.idle_timeout_s * 1000)}ms",
         # Emit a watermark as soon as it advances: late-event routing then depends on the input
         # order only, not on timing, and restores/replays classify events the same way.
         "pipeline.auto-watermark-interval": "50ms",
-        "metrics.reporter.prom.factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
-        "metrics.reporter.prom.port": config.metrics_port,
     }
     jars = flink_connector_jars()
     if jars:
-        settings["pipeline.jars"] = ";".join(jar.as_uri() for jar in jars)
-    if config.rest_port:
-        settings["rest.port"] = str(config.rest_port)
-        # Record counts served by REST refresh every 2 s (default 10 s): the live summary reads them.
-        settings["metrics.fetcher.update-interval"] = "2000"
+        options["pipeline.jars"] = ";".join(jar.as_uri() for jar in jars)
     if config.restore_from:
-        settings["execution.state-recovery.path"] = config.restore_from
+        options["execution.state-recovery.path"] = config.restore_from
+    return options
+
+
+def mini_cluster_options(config: JobConfig) -> dict[str, str]:
+    """The process options of the local mini-cluster `python -m jobs` starts. In a Flink cluster
+    its config.yaml has them (a job cannot change a running cluster's reporters or ports)."""
+    options = {
+        "python.client.executable": sys.executable,
+        "metrics.reporter.prom.factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
+        "metrics.reporter.prom.port": config.metrics_port,
+    }
+    if config.rest_port:
+        options["rest.port"] = str(config.rest_port)
+        # Record counts served by REST refresh every 2 s (default 10 s): the live summary reads them.
+        options["metrics.fetcher.update-interval"] = "2000"
+    return options
+
+
+def flink_configuration(config: JobConfig) -> Configuration:
+    settings = job_options(config) if in_flink_cluster() else {**mini_cluster_options(config), **job_options(config)}
+    conf = Configuration()
     for key, value in settings.items():
         conf.set_string(key, value)
     return conf

@@ -44,7 +44,7 @@ from devstack.services import (
     RunDir,
     SimulatorService,
 )
-from generator.cli import build_parser, config_from_args
+from generator.config import SimConfig
 from generator.simulator import Simulator
 from generator.sinks import KafkaSink
 from jobs.tables import short
@@ -58,9 +58,7 @@ CAUGHT_UP_S = 5.0
 
 
 def _config(rate: float, seconds: float):
-    args = build_parser().parse_args(["--rate", str(rate), "--duration", str(seconds), "--scenario-period", "60"])
-    args.start = datetime.now(UTC)
-    return config_from_args(args)
+    return SimConfig(rate=rate, duration_s=seconds, scenario_period_rounds=60, start=datetime.now(UTC))
 
 
 def _percentile(values: list[float], share: float) -> float | None:

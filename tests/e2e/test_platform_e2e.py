@@ -38,7 +38,7 @@ from devstack.services import (
     RunDir,
     SimulatorService,
 )
-from generator.cli import build_parser, config_from_args
+from generator.config import SimConfig
 from generator.simulator import Simulator, expectations
 from generator.sinks import KafkaSink
 from tests.support.jobs_run import duplicates, read_committed
@@ -76,9 +76,7 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Iterator[Run]:
-    args = build_parser().parse_args(["--count", str(COUNT), "--rate", str(RATE), "--seed", str(SEED)])
-    args.start = datetime.now(UTC).replace(microsecond=0)
-    config = config_from_args(args)
+    config = SimConfig(count=COUNT, rate=RATE, seed=SEED, start=datetime.now(UTC).replace(microsecond=0))
     expected = expectations(config)
     rundir = RunDir.create(tmp_path_factory.mktemp("platform"))
     broker, postgres = BrokerService(rundir.broker), PostgresService()

@@ -19,7 +19,8 @@ from contracts.records import AlertType
 from contracts.thresholds import Thresholds
 from contracts.topics import ALL_TOPICS
 from contracts.windows import TRIP_WINDOWS_S, WINDOWS
-from jobs.cli import parser as jobs_parser
+from jobs.cli import parse_settings as parse_job_args
+from jobs.config import JobConfig, JobOptions
 from jobs.tables import TRANSACTION_TIMEOUT_MS
 from tests.support.charts import CHARTS, ENVIRONMENTS, ROOT, find, helm, pod_spec, render
 
@@ -202,9 +203,9 @@ def test_flink_job_runs_the_named_job_with_the_agreed_flags(job: str) -> None:
         "--alarm-out-of-orderness": "0.5",
         **({"--trip-windows": "60,300"} if job == "kpis" else {}),
     }
-    parsed = jobs_parser().parse_args(program[1:])
-    assert parsed.trip_windows == TRIP_WINDOWS_S  # the chart's default is the contract's
-    assert (parsed.job, parsed.checkpoint_interval, parsed.checkpoint_dir) == (
+    parsed = parse_job_args(program[1:])
+    assert parsed.trip_windows_s == TRIP_WINDOWS_S  # the chart's default is the contract's
+    assert (parsed.job, parsed.checkpoint_interval_s, parsed.checkpoint_dir) == (
         job,
         10.0,
         "s3://fleet-monitor-prod/flink/fleet-monitor-flink-job/checkpoints",
@@ -225,7 +226,7 @@ def test_flink_jobs_of_one_environment_get_their_own_group_and_storage() -> None
     for job in ("aggregates", "alarms"):
         docs = render("flink-job", "prod", f"fullnameOverride=fm-job-{job}")
         args = pod_spec(find(docs, "Deployment", f"fm-job-{job}-jobmanager")[0])["containers"][0]["args"]
-        parsed = jobs_parser().parse_args(args[args.index("--pyModule") + 2 :])
+        parsed = parse_job_args(args[args.index("--pyModule") + 2 :])
         config = yaml.safe_load(find(docs, "ConfigMap", f"fm-job-{job}")[0]["data"]["config.yaml"])
         seen.add((parsed.group_id, parsed.checkpoint_dir, config["high-availability.storageDir"]))
         assert parsed.group_id == f"fm-job-{job}"
@@ -269,7 +270,7 @@ def test_flink_s3_credentials_reach_flinks_configuration() -> None:
 
 def test_flink_job_trip_windows_follow_the_contract() -> None:
     program = _program(render("flink-job", "prod", "job.name=kpis", "job.tripWindows=60\\,3600"))
-    assert jobs_parser().parse_args(program[1:]).trip_windows == (60, 3600)
+    assert parse_job_args(program[1:]).trip_windows_s == (60, 3600)
     schema = json.loads((ROOT / "charts/flink-job/values.schema.json").read_text())
     pattern = schema["properties"]["job"]["properties"]["tripWindows"]["pattern"]
     sizes = "|".join(map(str, WINDOWS.values()))
@@ -292,12 +293,48 @@ def test_flink_job_passes_the_alarm_bound_when_set(value: str, seconds: float) -
     args = pod_spec(find(docs, "Deployment", "fleet-monitor-flink-job-jobmanager")[0])["containers"][0]["args"]
     program = args[args.index("--pyModule") + 1 :]
     assert program[program.index("--alarm-out-of-orderness") + 1] == value
-    assert jobs_parser().parse_args(program[1:]).alarm_out_of_orderness == seconds
+    assert parse_job_args(program[1:]).alarm_out_of_orderness_s == seconds
 
 
 def test_flink_job_rejects_a_negative_alarm_bound() -> None:
     with pytest.raises(AssertionError, match="alarmOutOfOrderness"):
         render("flink-job", None, "job.alarmOutOfOrderness=-1")
+
+
+@pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
+def test_each_flink_option_has_one_owner(environment: str | None, tmp_path: Path) -> None:
+    """The job sets its own options (jobs/runner.py job_options) from the chart's arguments; the
+    cluster's config.yaml (the chart's, and devstack.flink_cluster's stand-in for it) leaves them out,
+    and the job sets none of the cluster's own."""
+    from devstack.flink_cluster import FlinkCluster
+    from jobs.runner import job_options, mini_cluster_options
+
+    docs = render("flink-job", environment)
+    cluster = set(yaml.safe_load(find(docs, "ConfigMap", "fleet-monitor-flink-job")[0]["data"]["config.yaml"]))
+    program = _program(docs)
+    job = parse_job_args(program[1:])
+    resolved = JobConfig(
+        **job.model_dump(include=set(JobOptions.model_fields)),
+        jobs=(job.job,),
+        bootstrap_servers=job.bootstrap_servers,
+        checkpoint_dir=job.checkpoint_dir,
+    )
+    config = job_options(resolved)
+    assert not cluster & set(config), "set by both the chart's config.yaml and the job"
+    assert not set(FlinkCluster(tmp_path, []).configuration("jobmanager")) & set(config)
+    assert config["execution.checkpointing.dir"] == job.checkpoint_dir
+    assert config["parallelism.default"] == str(job.parallelism)
+    assert set(mini_cluster_options(resolved)) - {"rest.port", "metrics.fetcher.update-interval"} <= cluster
+
+
+def test_the_checkpoint_interval_default_is_the_jobs() -> None:
+    """charts/flink-job must pass job.checkpointInterval (its values.schema.json requires it), so the
+    chart's default and the jobs' are two copies of one number: they must agree."""
+    values = yaml.safe_load((ROOT / "charts/flink-job/values.yaml").read_text())
+    chart_default = parse_job_args(
+        ["all", "--bootstrap-servers", "k:9092", "--checkpoint-interval", values["job"]["checkpointInterval"]]
+    )
+    assert chart_default.checkpoint_interval_s == JobOptions.model_fields["checkpoint_interval_s"].default
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -423,11 +460,11 @@ def test_migration_flags_parse_with_the_storage_cli(environment: str) -> None:
 
 
 def test_generator_arguments_parse_with_the_generator_cli() -> None:
-    from generator.cli import build_parser
+    from generator.cli import parse_settings
 
     container = pod_spec(find(render("generator", "qa"), "Deployment")[0])["containers"][0]
     assert container["command"][:3] == ["python", "-m", "generator"]
-    args = build_parser().parse_args(container["command"][3:])
+    args = parse_settings(container["command"][3:])
     assert (args.output, args.bootstrap, args.rate, args.vehicles, args.metrics_port) == (
         "kafka",
         "fleet-monitor-kafka:9092",

@@ -257,7 +257,7 @@ def test_job_image_keeps_flinks_entrypoint_and_the_venv_on_path() -> None:
 def test_jobmanager_runs_the_job_in_application_mode(environment: str | None) -> None:
     """standalone-job (application mode) with the PythonDriver running `python -m jobs <job> ...`,
     whose arguments jobs.cli accepts."""
-    from jobs.cli import parser
+    from jobs.cli import parse_settings
 
     docs = render("flink-job", environment, "job.initialSavepointPath=s3://b/savepoints/sp-1")
     jobmanager = container(docs, "fleet-monitor-flink-job-jobmanager")
@@ -273,7 +273,7 @@ def test_jobmanager_runs_the_job_in_application_mode(environment: str | None) ->
     assert ("-Djobmanager.rpc.address=$(POD_IP)" in options) is (environment in ("qa", "prod"))
     module, job_args = python_program(program)
     assert module == "jobs"
-    parsed = parser().parse_args(job_args)
+    parsed = parse_settings(job_args)
     assert parsed.job == "alarms"
     assert parsed.bootstrap_servers == "fleet-monitor-kafka:9092"
     assert parsed.group_id == "fleet-monitor-flink-job"  # unique per release: offsets, transactional ids

@@ -426,3 +426,23 @@ def test_scenarios_repeat_with_a_period_for_continuous_runs():
     assert len(per_type[AlertType.TIRE_PRESSURE_LOW]) >= 2 and len(per_type[AlertType.SPEEDING]) >= 2
     first, second = per_type[AlertType.SPEEDING][:2]
     assert first.cleared_at < second.raised_at
+
+
+def test_every_option_is_also_a_generator_variable_and_the_flag_wins(monkeypatch):
+    from generator.cli import parse_settings, sim_config
+
+    monkeypatch.setenv("GENERATOR_RATE", "250")
+    monkeypatch.setenv("GENERATOR_DURATION", "30")
+    monkeypatch.setenv("GENERATOR_FAMILIES", "trip,tire.reading")
+    settings = parse_settings(["--vehicles", "4"])
+    config = sim_config(settings)
+    assert (config.rate, config.duration_s, config.vehicles) == (250.0, 30.0, 4)
+    assert config.families == ("trip", "tire.reading")
+    assert sim_config(parse_settings(["--rate", "7"])).rate == 7.0
+
+
+def test_producer_config_keeps_commas_inside_a_value():
+    from generator.cli import parse_settings
+
+    given = parse_settings(["--producer-config", "debug=broker,topic", "--producer-config", "acks=all"])
+    assert given.producer_config == {"debug": "broker,topic", "acks": "all"}

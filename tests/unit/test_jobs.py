@@ -4,6 +4,7 @@ lifecycle's output rows, the CLI."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -161,9 +162,9 @@ BROKER = ("--bootstrap-servers", "127.0.0.1:9092")
 
 
 def parse(*args: str):
-    from jobs.cli import parser
+    from jobs.cli import parse_settings
 
-    return parser().parse_args([*args])
+    return parse_settings([*args])
 
 
 def config(*args: str):
@@ -249,7 +250,7 @@ def test_cli_rejects_bad_window_sizes(bad):
 
 @pytest.mark.parametrize(("text", "seconds"), [("10", 10.0), ("30s", 30.0), ("500ms", 0.5), ("2min", 120.0)])
 def test_checkpoint_interval_takes_seconds_or_flink_durations(text, seconds):
-    assert parse("kpis", *BROKER, "--checkpoint-interval", text).checkpoint_interval == seconds
+    assert parse("kpis", *BROKER, "--checkpoint-interval", text).checkpoint_interval_s == seconds
 
 
 @pytest.mark.parametrize("bad", ["soon", "-5s", "3 weeks"])
@@ -327,3 +328,26 @@ def test_restore_latest_needs_a_local_checkpoint_dir():
     result = cli("kpis", *BROKER, "--checkpoint-dir", "s3://bucket/fleet", "--restore", "latest")
     assert result.returncode == 2
     assert "--restore latest needs a local --checkpoint-dir; give the checkpoint's URI instead" in result.stderr
+
+
+def test_every_option_is_also_a_jobs_variable_and_the_flag_wins(monkeypatch):
+    monkeypatch.setenv("JOBS_BOOTSTRAP_SERVERS", "env:9092")
+    monkeypatch.setenv("JOBS_CHECKPOINT_INTERVAL", "30s")
+    monkeypatch.setenv("JOBS_TOPIC", "trip=env.trips")
+    given = config("kpis")
+    assert (given.bootstrap_servers, given.checkpoint_interval_s, given.topics["trip"]) == (
+        "env:9092",
+        30.0,
+        "env.trips",
+    )
+    assert config("kpis", "--checkpoint-interval", "2s").checkpoint_interval_s == 2.0
+    monkeypatch.setenv("JOBS_WINDOW", "0")
+    result = subprocess.run(
+        [sys.executable, "-m", "jobs", "kpis"], capture_output=True, text=True, check=False, env=dict(os.environ)
+    )
+    assert result.returncode == 2 and "argument --window: must be > 0" in result.stderr
+
+
+def test_repeated_topic_flags_all_apply():
+    given = config("all", *BROKER, "--topic", "trip=t1", "--topic", "tire.reading=t2")
+    assert (given.topics["trip"], given.topics["tire.reading"]) == ("t1", "t2")
