@@ -464,3 +464,26 @@ def test_the_operator_is_admitted_to_kafka_and_flink_after_what_the_values_list(
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "fleet-system"}},
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "fleet-operator"}},
     }
+
+
+def test_operator_settings_keep_their_variables_and_name_bad_ones(monkeypatch, capsys):
+    from fleet_operator.__main__ import main
+    from fleet_operator.settings import Settings
+
+    from contracts.settings import env_name
+
+    monkeypatch.setenv("FLEET_HEAL_INTERVAL_S", "2.5")
+    monkeypatch.setenv("FLEET_OPERATOR_NAMESPACE", "ops")
+    monkeypatch.setenv("FLEET_OPERATOR_POD_LABELS", '{"app": "op"}')
+    settings = Settings.from_env()
+    assert settings.heal_interval_s == 2.5 and settings.network_peer["podSelector"]["matchLabels"] == {"app": "op"}
+    monkeypatch.setenv("FLEET_READY_TIMEOUT_S", "-1")
+    with pytest.raises(ValueError, match="FLEET_READY_TIMEOUT_S must be a positive float, got '-1'"):
+        Settings.from_env()
+    assert main(["--check"]) == 2 and "FLEET_READY_TIMEOUT_S" in capsys.readouterr().err
+    monkeypatch.delenv("FLEET_READY_TIMEOUT_S")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for name, field in Settings.model_fields.items():
+        assert env_name(Settings, name) in text and field.description in text
