@@ -27,15 +27,20 @@ from contracts.kafka_auth import COMPONENT_USERS, JOBS_GROUP_PREFIX
 from contracts.thresholds import Thresholds
 from contracts.topics import ALL_TOPICS
 
+# THE list of installable components (issue 16): everything else reads it from here (Makefile
+# charts-lint, tests/support, the CRD's spec.components/spec.jobs, held to it by a drift test).
+JOBS: tuple[str, ...] = ("aggregates", "alarms", "inactivity", "kpis")  # one charts/flink-job release each
+FLINK_CHART = "flink-job"
 # Dependency order: each stage waits for the previous one to be ready; deletion runs backwards.
 STAGES: tuple[tuple[str, ...], ...] = (
     ("timescaledb", "kafka"),
-    ("vector", "loader", "job-aggregates", "job-alarms", "job-inactivity", "job-kpis"),
+    ("vector", "loader", *(f"job-{job}" for job in JOBS)),
     ("api", "grafana", "generator"),
 )
-COMPONENTS: tuple[str, ...] = ("kafka", "timescaledb", "vector", "loader", "api", "grafana", "generator")
-JOBS: tuple[str, ...] = ("aggregates", "alarms", "inactivity", "kpis")
-FLINK_CHART = "flink-job"
+COMPONENTS: tuple[str, ...] = tuple(c for stage in STAGES for c in stage if not c.startswith("job-"))
+"""The components with a chart of their own (spec.components.<name>)."""
+CHARTS: tuple[str, ...] = (*COMPONENTS, FLINK_CHART)
+"""The installable charts under charts/ (library charts and the operator's own chart aside)."""
 # The database role each client component logs in as (storage/roles.py; the timescaledb chart
 # makes the Secret `<name>-timescaledb-<role>` of each).
 DATABASE_ROLES: dict[str, str] = {"vector": "writer", "loader": "writer", "api": "api", "grafana": "grafana"}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from fleet_operator import model
 
 from devstack.kube.cluster import LocalCluster
 from devstack.kube.operator_runner import OperatorRunner
@@ -32,7 +33,7 @@ OPERATOR_CHART = ROOT / "charts/fleet-operator"
 HELM = ROOT / ".tools/bin/helm"
 API_VERSION = "fleet-monitor.io/v1alpha1"
 GROUP, PLURAL = "fleet-monitor.io", "fleetmonitors"
-CHARTS = ("kafka", "timescaledb", "vector", "loader", "api", "grafana", "generator", "flink-job")
+CHARTS = model.CHARTS  # stand-ins for every installable chart (fleet_operator.model)
 
 DEPLOYMENT = """\
 apiVersion: apps/v1

@@ -36,7 +36,7 @@ def test_merge_values_later_layers_win():
 @pytest.fixture
 def dirs(tmp_path):
     charts, envs = tmp_path / "charts", tmp_path / "environments"
-    for chart in ("kafka", "timescaledb", "vector", "loader", "api", "grafana", "generator", "flink-job"):
+    for chart in model.CHARTS:
         (charts / chart).mkdir(parents=True)
         (charts / chart / "Chart.yaml").write_text(f"name: {chart}\nversion: 1.2.3\n")
     (envs / "qa/values").mkdir(parents=True)
@@ -487,3 +487,20 @@ def test_operator_settings_keep_their_variables_and_name_bad_ones(monkeypatch, c
     text = capsys.readouterr().out
     for name, field in Settings.model_fields.items():
         assert env_name(Settings, name) in text and field.description in text
+
+
+def test_one_list_of_components_the_crd_and_the_charts_directory_agree():
+    """model.STAGES is the one list of components: the CRD's spec.components and spec.jobs name
+    exactly those, and charts/ holds exactly model.CHARTS besides the operator's own chart and
+    library charts (type: library, not installable)."""
+    spec = SCHEMA["properties"]["spec"]["properties"]
+    assert set(spec["components"]["properties"]) == set(model.COMPONENTS)
+    assert set(spec["jobs"]["properties"]) == set(model.JOBS)
+    installable = {
+        path.parent.name
+        for path in (ROOT / "charts").glob("*/Chart.yaml")
+        if yaml.safe_load(path.read_text()).get("type", "application") != "library"
+    }
+    assert installable - {"fleet-operator"} == set(model.CHARTS)
+    releases = [component for stage in model.STAGES for component in stage]
+    assert len(set(releases)) == len(releases) == len(model.COMPONENTS) + len(model.JOBS)
