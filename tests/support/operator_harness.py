@@ -76,6 +76,9 @@ def write_charts(root: Path) -> Path:
         if name == "flink-job":
             # as charts/flink-job: the upgrade mode a job gets unless the overlay or spec says
             defaults["job"] = {"name": "", "initialSavepointPath": "", "upgradeMode": "savepoint"}
+        if name == "kafka":  # the real chart's topic and replication defaults, which the operator reads
+            real = yaml.safe_load((ROOT / "charts/kafka/values.yaml").read_text())
+            defaults.update({key: real[key] for key in ("replication", "topicDefaults", "topicOverrides", "topics")})
         (chart / "values.yaml").write_text(yaml.safe_dump(defaults))
         (chart / "templates/workload.yaml").write_text(DEPLOYMENT)
     return charts

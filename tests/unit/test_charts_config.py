@@ -22,6 +22,7 @@ from contracts.windows import TRIP_WINDOWS_S, WINDOWS
 from jobs.cli import parser as jobs_parser
 from jobs.tables import TRANSACTION_TIMEOUT_MS
 from tests.support.charts import CHARTS, ENVIRONMENTS, ROOT, find, helm, pod_spec, render
+from tests.support.crd import SCHEMA, defaulted
 
 MAIN_WORKLOAD = {  # (kind, name suffix) the operator's replicaCount/resources/persistence keys drive
     "kafka": ("StatefulSet", ""),
@@ -274,8 +275,7 @@ def test_flink_job_trip_windows_follow_the_contract() -> None:
     pattern = schema["properties"]["job"]["properties"]["tripWindows"]["pattern"]
     sizes = "|".join(map(str, WINDOWS.values()))
     assert pattern == f"^({sizes})(,({sizes}))*$"  # exactly the sizes contracts.windows names
-    crd = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
-    job = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["jobs"]
+    job = SCHEMA["properties"]["spec"]["properties"]["jobs"]
     assert job["properties"]["kpis"]["properties"]["tripWindows"]["pattern"] == pattern
     with pytest.raises(AssertionError, match="tripWindows"):
         render("flink-job", None, "job.tripWindows=120")
@@ -719,7 +719,8 @@ def test_dashboards_draw_the_thresholds_the_jobs_alarm_on(environment: str, tmp_
         }
     }
     releases = {
-        r.component: r for r in model.desired_releases("fleet-monitor", spec, ROOT / "charts", ROOT / "environments")
+        r.component: r
+        for r in model.desired_releases("fleet-monitor", defaulted(spec), ROOT / "charts", ROOT / "environments")
     }
 
     def render_release(component: str) -> list[dict]:
