@@ -67,6 +67,8 @@ port-forward-%: setup-kube ## port-forward-dev|qa|prod: Grafana, API and Flink U
 
 # --- charts (charts/*, dashboards, Vector config, Prometheus rules, environments/*/values) -------
 .PHONY: charts-lint charts-sync test-charts
+# The installable charts: fleet_operator.model.CHARTS, the one list (read only when a target runs).
+CHARTS = $(shell $(PY) -c 'from fleet_operator.model import CHARTS; print(*CHARTS)')
 CHART_TESTS := tests/unit/test_charts_render.py tests/unit/test_charts_config.py tests/unit/test_charts_schemas.py \
 	tests/unit/test_prometheus_rules.py \
 	tests/integration/test_dashboards.py tests/integration/test_vector.py tests/integration/test_charts_install.py
@@ -77,7 +79,7 @@ HELM_LINK_NOTICES := 2> >(grep -v 'found symbolic link in path' >&2)
 
 charts-lint: setup-kube ## helm lint --strict every chart with every environment overlay, promtool the rules
 	@.tools/bin/helm lint --strict --quiet charts/fleet-common  # the library chart every chart depends on
-	@for c in kafka flink-job loader timescaledb vector grafana api generator; do for e in dev qa prod; do \
+	@for c in $(CHARTS); do for e in dev qa prod; do \
 	  .tools/bin/helm lint --strict --quiet charts/$$c -f environments/$$e/values/$$c.yaml $(HELM_LINK_NOTICES) || exit 1; done; done
 	@.tools/bin/helm lint --strict --quiet charts/fleet-operator $(HELM_LINK_NOTICES)  # one per cluster, no environment overlay
 	@promtool check rules charts/*/rules/*.rules.yaml

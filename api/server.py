@@ -13,13 +13,13 @@ import logging
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from api.settings import Settings
+from api.settings import Settings, default
 
 log = logging.getLogger("api.server")
 
 
 class HeaderLimitedHttpTools(HttpToolsProtocol):
-    max_header_bytes = Settings.max_header_bytes  # set per server by header_limited()
+    max_header_bytes = default("max_header_bytes")  # set per server by header_limited()
     _header_bytes = 0
     _in_headers = True  # reading a request line and headers (not a body)
 

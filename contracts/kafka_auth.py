@@ -182,17 +182,9 @@ USERS: dict[str, list[dict]] = {
     "loader": [_topics(_JOB_OUTPUTS, "Read", "Describe"), _acl("group", [LOADER_GROUP], "Read")],
     # Vector (and devstack's alert shipper, its stand-in): reads the alerts.
     "vector": [_topics([ALERTS_TOPIC], "Read", "Describe"), _acl("group", [VECTOR_GROUP], "Read")],
-    # The operator's self-healing: describes, creates and grows the topics; never deletes.
-    OPERATOR_USER: [
-        _topics(
-            list((*EVENT_TOPICS.values(), *_JOB_OUTPUTS)),
-            "Create",
-            "Describe",
-            "Alter",
-            "DescribeConfigs",
-            "AlterConfigs",
-        )
-    ],
+    # The operator's self-healing: sees which topics exist. The kafka chart's topics Job (as admin)
+    # creates and grows them; the operator re-runs that Job through a release upgrade.
+    OPERATOR_USER: [_topics(list((*EVENT_TOPICS.values(), *_JOB_OUTPUTS)), "Describe")],
 }
 """user -> ACL entries: resource (topic, group, transactional-id), names, pattern (literal or
 prefixed: each name is a prefix), operations (kafka-acls.sh spelling)."""

@@ -27,7 +27,7 @@ OPERATOR_RECONCILES = "fleet_operator_reconciles_total"  # labels: result
 OPERATOR_RECONCILE_SECONDS = "fleet_operator_reconcile_duration_seconds"  # histogram
 OPERATOR_FAILURES = "fleet_operator_failures_total"  # labels: kind
 OPERATOR_HELM_CALLS = "fleet_operator_helm_operations_total"  # labels: operation, result
-OPERATOR_TOPICS_CREATED = "fleet_operator_topics_created_total"
+OPERATOR_TOPICS_REPROVISIONED = "fleet_operator_topics_reprovisioned_total"  # missing, kafka release re-run
 OPERATOR_DRIFT = "fleet_operator_drift"  # labels: namespace, name
 
 OURS: dict[str, tuple[str, ...]] = {
@@ -40,7 +40,7 @@ OURS: dict[str, tuple[str, ...]] = {
         OPERATOR_RECONCILE_SECONDS,
         OPERATOR_FAILURES,
         OPERATOR_HELM_CALLS,
-        OPERATOR_TOPICS_CREATED,
+        OPERATOR_TOPICS_REPROVISIONED,
         OPERATOR_DRIFT,
     ),
 }

@@ -7,20 +7,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from contracts.settings import environment_help
 from fleet_operator.settings import Settings
 
-ENVIRONMENT_HELP = """environment:
-  FLEET_CHARTS_DIR        component charts (default: the repository's charts/)
-  FLEET_ENVIRONMENTS_DIR  values overlays, environments/<env>/values/<chart>.yaml
-  FLEET_CRD_PATH          the FleetMonitor CRD (charts/fleet-operator/crds/fleetmonitors.yaml)
-  FLEET_HELM              helm binary (default: helm on PATH, else .tools/bin/helm)
-  FLEET_HELM_TIMEOUT      helm --timeout per operation (5m)
-  FLEET_READY_TIMEOUT_S   how long one stage may take to become ready before a retry (600)
-  FLEET_HEAL_INTERVAL_S   self-healing interval: topics and releases (60)
-  FLEET_FLINK_REST        Flink REST URL template (http://{release}-rest.{namespace}.svc:8081)
-  FLEET_METRICS_PORT      Prometheus /metrics port, 0 = off (0)
-  KUBECONFIG              outside a cluster: which cluster (in a pod: its service account)
-"""
+ENVIRONMENT_HELP = (
+    environment_help(Settings)
+    + "  KUBECONFIG                 outside a cluster: which cluster (in a pod: its service account)\n"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only check the configuration and exit")
     args = parser.parse_args(argv)
 
-    problems = Settings.from_env().missing()
+    try:
+        problems = Settings.from_env().missing()
+    except ValueError as error:
+        problems = [str(error)]
     if problems:
         for problem in problems:
             print(f"fleet-operator: {problem}", file=sys.stderr)

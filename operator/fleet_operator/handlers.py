@@ -12,18 +12,18 @@ from typing import Any
 
 import kopf
 import kubernetes
-import yaml
 
 from contracts.kafka_auth import DEFAULT_MECHANISM, OPERATOR_USER, KafkaAuth
-from fleet_operator import model
+from contracts.topics import ALL_TOPICS
+from fleet_operator import model, openapi
 from fleet_operator.flink import SavepointError, take_savepoint
 from fleet_operator.helm import Helm, HelmError
 from fleet_operator.kube import Kube, api_client
-from fleet_operator.metrics import DRIFT, FAILURES, RECONCILE_SECONDS, RECONCILES
+from fleet_operator.metrics import DRIFT, FAILURES, RECONCILE_SECONDS, RECONCILES, TOPICS_REPROVISIONED
 from fleet_operator.settings import Settings
-from fleet_operator.topics import heal_topics
+from fleet_operator.topics import missing_topics
 
-_CRD = yaml.safe_load(Settings.from_env().crd_path.read_text())
+_CRD = openapi.read_crd(Settings.from_env().crd_path)
 GROUP = _CRD["spec"]["group"]
 VERSION = next(v["name"] for v in _CRD["spec"]["versions"] if v.get("storage"))
 PLURAL = _CRD["spec"]["names"]["plural"]
@@ -141,7 +141,7 @@ async def reconcile(body: kopf.Body, logger: logging.Logger) -> dict:
         status.update(phase=phase, conditions=conditions, components=components)
         return status
 
-    if spec.get("paused"):
+    if spec["paused"]:
         was_paused = (model.condition(conditions, "Paused") or {}).get("status") == "True"
         conditions = model.set_condition(
             conditions, "Paused", True, "PausedBySpec", "spec.paused is true", generation=generation
@@ -300,7 +300,6 @@ async def delete_handler(body: kopf.Body, memo: kopf.Memo, logger: logging.Logge
     rt = runtime()
     name, namespace = body.metadata.name, body.metadata.namespace
     spec = dict(body.spec)
-    components = spec.get("components") or {}
     terminating = await rt.kube.namespace_terminating(namespace)
     problems = []
     async with _lock(memo):
@@ -309,7 +308,7 @@ async def delete_handler(body: kopf.Body, memo: kopf.Memo, logger: logging.Logge
                 release = f"{name}-{component}"
                 try:
                     await rt.helm.uninstall(release, namespace)
-                    if (components.get(component, {}).get("storage") or {}).get("deleteClaim"):
+                    if not model.keeps_volumes(spec, component):
                         await rt.kube.delete_claims(namespace, release)
                 except (HelmError, kubernetes.client.exceptions.ApiException) as error:
                     problems.append(f"{release}: {error}")
@@ -322,12 +321,13 @@ async def delete_handler(body: kopf.Body, memo: kopf.Memo, logger: logging.Logge
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=5)
 async def healer(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, stopped: kopf.DaemonStopped, **_: Any):
-    """Self-healing on a timer: topics exist as declared, releases are still deployed at the
-    revisions the status records. Missing releases are reinstalled; drift is reported."""
+    """Self-healing on a timer: the topics exist (else the kafka release is upgraded once, so its
+    topics Job, their owner, runs again); releases are still deployed at the revisions the status
+    records. Missing releases are reinstalled; drift is reported."""
     rt = runtime()
     while not stopped:
         await stopped.wait(rt.settings.heal_interval_s)
-        if stopped or body.spec.get("paused") or body.metadata.get("deletionTimestamp"):
+        if stopped or body.spec["paused"] or body.metadata.get("deletionTimestamp"):
             continue
         try:
             await heal_once(rt, body, memo, logger)
@@ -347,6 +347,24 @@ async def _kafka_auth(rt: Runtime, namespace: str, kafka_values: dict) -> KafkaA
     return KafkaAuth("SASL_SSL", DEFAULT_MECHANISM, OPERATOR_USER, users[OPERATOR_USER], ca_pem=tls["ca.crt"])
 
 
+async def _check_topics(rt: Runtime, body: kopf.Body, spec: dict, previous: dict) -> tuple[dict, bool]:
+    """status.topics (contracts' topics missing on the broker) and whether to re-provision: upgrade
+    the kafka release so the chart's topics Job, their one owner, runs again. Once per missing set:
+    still missing after that, the Job's own failure (a failed hook fails the release) says why."""
+    name, namespace = body.metadata.name, body.metadata.namespace
+    kafka = spec["components"]["kafka"]
+    bootstrap = kafka.get("bootstrapServers") or f"{name}-kafka.{namespace}.svc:9092"
+    values = model.kafka_values(model.desired_releases(name, spec, *rt.release_inputs()), rt.settings.charts_dir)
+    missing = await missing_topics(bootstrap, ALL_TOPICS, auth=await _kafka_auth(rt, namespace, values))
+    again = bool(missing) and sorted(missing) != sorted(previous.get("missing") or [])
+    if again:
+        TOPICS_REPROVISIONED.inc(len(missing))
+        kopf.warn(
+            body, reason="TopicsMissing", message="re-provisioning through the kafka release: " + ", ".join(missing)
+        )
+    return {"missing": missing, "checkedAt": model.now()}, again
+
+
 async def heal_once(rt: Runtime, body: kopf.Body, memo: kopf.Memo, logger: logging.Logger) -> None:
     name, namespace = body.metadata.name, body.metadata.namespace
     spec, status = dict(body.spec), copy.deepcopy(dict(body.status))
@@ -354,30 +372,19 @@ async def heal_once(rt: Runtime, body: kopf.Body, memo: kopf.Memo, logger: loggi
         return  # a reconciliation is in progress or pending; it will settle things
     patch: dict[str, Any] = {}
     drifted = 0
-    kafka = (spec.get("components") or {}).get("kafka") or {}
-    if kafka.get("enabled", True):
-        bootstrap = kafka.get("bootstrapServers") or f"{name}-kafka.{namespace}.svc:9092"
-        releases = model.desired_releases(name, spec, *rt.release_inputs())
-        values = model.kafka_values(releases, rt.settings.charts_dir)
-        auth = await _kafka_auth(rt, namespace, values)
-        report = await heal_topics(bootstrap, model.topics(values, spec), auth=auth)
-        if report.created:
-            kopf.info(body, reason="TopicsCreated", message=", ".join(report.created))
-        if report.drift:
-            kopf.warn(body, reason="TopicDrift", message="; ".join(report.drift))
-        drifted += len(report.missing) + len(report.drift)
-        patch["topics"] = {
-            "missing": report.missing,
-            "created": report.created,
-            "drift": report.drift,
-            "checkedAt": model.now(),
-        }
+    reprovision = False
+    if spec["components"]["kafka"]["enabled"]:
+        patch["topics"], reprovision = await _check_topics(rt, body, spec, status.get("topics") or {})
+        drifted += len(patch["topics"]["missing"])
     deployed = await rt.helm.list(namespace)
     components = status.get("components") or {}
     reinstall = False
     for component, entry in components.items():
         if entry.get("state") not in ("Deployed", "Ready"):
             continue
+        if component == "kafka" and reprovision:
+            reinstall = True
+            entry.update(inputsHash=None)  # an upgrade with the same values: the topics Job runs again
         found = deployed.get(entry.get("release", ""))
         drift = None
         if found is None:

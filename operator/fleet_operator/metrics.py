@@ -14,5 +14,7 @@ RECONCILE_SECONDS = Histogram(
 )
 FAILURES = Counter(names.OPERATOR_FAILURES, "Failures by kind", ["kind"])
 HELM_CALLS = Counter(names.OPERATOR_HELM_CALLS, "Helm operations", ["operation", "result"])
-TOPICS_CREATED = Counter(names.OPERATOR_TOPICS_CREATED, "Kafka topics created by self-healing")
+TOPICS_REPROVISIONED = Counter(
+    names.OPERATOR_TOPICS_REPROVISIONED, "Kafka topics found missing and re-provisioned (the kafka release upgraded)"
+)
 DRIFT = Gauge(names.OPERATOR_DRIFT, "Drifted items found by the last self-healing pass", ["namespace", "name"])

@@ -8,6 +8,9 @@ Values of a release = chart defaults (the chart's values.yaml, applied by Helm i
                     + spec.components.<name>.values (spec.jobs.<job>.values), merged last.
 A key the resource leaves out is not written at all, so the overlay's (else the chart's) value
 stands: neither this module nor the CRD supplies defaults for keys an overlay can set.
+The spec arrives with the CRD's defaults applied (by the API server; offline by
+openapi.default_spec): this module reads them and repeats none (tests/unit/test_operator_model.py
+fails on a `.get(key, default)` of a key the CRD defaults).
 """
 
 from __future__ import annotations
@@ -27,15 +30,20 @@ from contracts.kafka_auth import COMPONENT_USERS, JOBS_GROUP_PREFIX
 from contracts.thresholds import Thresholds
 from contracts.topics import ALL_TOPICS
 
+# THE list of installable components (issue 16): everything else reads it from here (Makefile
+# charts-lint, tests/support, the CRD's spec.components/spec.jobs, held to it by a drift test).
+JOBS: tuple[str, ...] = ("aggregates", "alarms", "inactivity", "kpis")  # one charts/flink-job release each
+FLINK_CHART = "flink-job"
 # Dependency order: each stage waits for the previous one to be ready; deletion runs backwards.
 STAGES: tuple[tuple[str, ...], ...] = (
     ("timescaledb", "kafka"),
-    ("vector", "loader", "job-aggregates", "job-alarms", "job-inactivity", "job-kpis"),
+    ("vector", "loader", *(f"job-{job}" for job in JOBS)),
     ("api", "grafana", "generator"),
 )
-COMPONENTS: tuple[str, ...] = ("kafka", "timescaledb", "vector", "loader", "api", "grafana", "generator")
-JOBS: tuple[str, ...] = ("aggregates", "alarms", "inactivity", "kpis")
-FLINK_CHART = "flink-job"
+COMPONENTS: tuple[str, ...] = tuple(c for stage in STAGES for c in stage if not c.startswith("job-"))
+"""The components with a chart of their own (spec.components.<name>)."""
+CHARTS: tuple[str, ...] = (*COMPONENTS, FLINK_CHART)
+"""The installable charts under charts/ (library charts and the operator's own chart aside)."""
 # The database role each client component logs in as (storage/roles.py; the timescaledb chart
 # makes the Secret `<name>-timescaledb-<role>` of each).
 DATABASE_ROLES: dict[str, str] = {"vector": "writer", "loader": "writer", "api": "api", "grafana": "grafana"}
@@ -107,8 +115,9 @@ def _common_keys(settings: dict) -> dict:
         values["replicaCount"] = settings["replicas"]
     if settings.get("resources"):
         values["resources"] = settings["resources"]
-    if (settings.get("storage") or {}).get("size"):
-        values["persistence"] = {"size": settings["storage"]["size"]}
+    storage = settings.get("storage")  # spec.components.* only: a job has no storage settings
+    if storage and storage.get("size"):
+        values["persistence"] = {"size": storage["size"]}
     image = {key: value for key, value in (settings.get("image") or {}).items() if value}
     if image:
         values["image"] = image
@@ -137,16 +146,16 @@ def thresholds_values(spec: dict, environment: dict | None = None) -> dict:
 
 
 def kafka_replication(values: dict) -> tuple[int, int]:
-    """(default replication factor, brokers) of a kafka release's values as charts/kafka reads them:
-    replication.defaultReplicationFactor capped at replicaCount (both 1 in the chart's defaults)."""
-    brokers = int(values.get("replicaCount", 1))
-    factor = int((values.get("replication") or {}).get("defaultReplicationFactor", 1))
-    return min(factor, brokers), brokers
+    """(default replication factor, brokers) of a kafka release's values over its chart's defaults
+    (kafka_values), as charts/kafka reads them: replication.defaultReplicationFactor capped at
+    replicaCount."""
+    brokers = int(values["replicaCount"])
+    return min(int(values["replication"]["defaultReplicationFactor"]), brokers), brokers
 
 
 def _topic_field(spec: dict, name: str, keys: tuple[str, ...]) -> str:
     """Where a topic setting came from, for error messages: the resource or the kafka overlay."""
-    declared = spec.get("topics") or {}
+    declared = spec["topics"]
     override = (declared.get("overrides") or {}).get(name) or {}
     if any(key in override or key in (override.get("config") or {}) for key in keys):
         return f"spec.topics.overrides.{name}"
@@ -155,42 +164,31 @@ def _topic_field(spec: dict, name: str, keys: tuple[str, ...]) -> str:
     return f"the kafka values of environments/{spec.get('environment')} (topic {name})"
 
 
-def topics(kafka: dict, spec: dict | None = None) -> dict[str, dict]:
-    """Every topic of the contracts with its partitions, replication factor and config, read from
-    the kafka release's values over its chart's defaults (kafka_values) exactly as the chart's
-    topics Job reads them, so self-healing creates what the chart would. `spec` only names the
-    field at fault. min.insync.replicas above a topic's factor is refused: every acks=all write
-    (the jobs' transactions) would fail."""
-    spec = spec or {}
-    defaults = kafka.get("topicDefaults") or {}
+def check_topics(kafka: dict, spec: dict) -> None:
+    """Refuse topic settings that cannot work, before any release is touched, naming the field:
+    an override of a topic contracts.topics does not name, or min.insync.replicas above a topic's
+    replication factor (every acks=all write, the jobs' transactions, would fail). `kafka`: the
+    kafka release's values over its chart's defaults (kafka_values); `spec` only names the field.
+    The topics themselves are the kafka chart's (its topics Job creates and converges them, with
+    the partitions and config of those values): the operator computes none of them."""
     overrides = kafka.get("topicOverrides") or {}
     unknown = sorted(set(overrides) - set(ALL_TOPICS))
     if unknown:
-        spec_names = ((spec.get("topics") or {}).get("overrides")) or {}
+        spec_names = spec["topics"].get("overrides") or {}
         where = "spec.topics.overrides" if unknown[0] in spec_names else "kafka values topicOverrides"
         raise SpecError(f"{where}.{unknown[0]}: not a topic of contracts.topics.ALL_TOPICS")
     replication_factor, brokers = kafka_replication(kafka)
-    result = {}
+    defaults = (kafka.get("topicDefaults") or {}).get("config") or {}
     for name in ALL_TOPICS:
         override = overrides.get(name) or {}
         factor = min(int(override.get("replicationFactor", replication_factor)), brokers)
-        config = {
-            key: str(value)
-            for key, value in {**(defaults.get("config") or {}), **(override.get("config") or {})}.items()
-        }
-        min_insync = config.get("min.insync.replicas", "1")
-        if min_insync.isdigit() and int(min_insync) > factor:
+        min_insync = str({**defaults, **(override.get("config") or {})}.get("min.insync.replicas"))
+        if min_insync.isdigit() and int(min_insync) > factor:  # unset: the brokers' own, capped at the factor
             where = _topic_field(spec, name, ("replicationFactor", "min.insync.replicas"))
             raise SpecError(
                 f"{where}: min.insync.replicas {min_insync} is above the replication factor "
                 f"{factor} of {name}: every acks=all write to it would fail"
             )
-        result[name] = {
-            "partitions": int(override.get("partitions", defaults.get("partitions", 6))),
-            "replicationFactor": factor,
-            "config": config,
-        }
-    return result
 
 
 def _wiring(name: str, component: str, spec: dict) -> dict:
@@ -198,7 +196,7 @@ def _wiring(name: str, component: str, spec: dict) -> dict:
     (only those the spec states: the rest is the overlay's)."""
     values: dict[str, Any] = {"fullnameOverride": f"{name}-{component}"}  # predictable service names
     if component == "kafka":
-        declared = spec.get("topics") or {}
+        declared = spec["topics"]
         defaults = {key: declared[key] for key in ("partitions", "config") if declared.get(key)}
         if defaults:
             values["topicDefaults"] = defaults
@@ -224,20 +222,19 @@ def desired_releases(
     `operator_peer`: the NetworkPolicy peer of the operator's pods, admitted to what it calls."""
     environment = spec["environment"]
     overlays = environments_dir / environment / "values"
-    components = spec.get("components") or {}
-    jobs = spec.get("jobs") or {}
+    components, jobs = spec["components"], spec["jobs"]
     thresholds = thresholds_values(spec, read_yaml(overlays / f"{FLINK_CHART}.yaml").get("thresholds"))
     releases = []
     for stage, members in enumerate(STAGES):
         for component in members:
             if component.startswith("job-"):
                 job_name = component.removeprefix("job-")
-                settings = jobs.get(job_name) or {}
+                settings = jobs[job_name]
                 chart = FLINK_CHART
                 job = {key: settings[key] for key in JOB_KEYS if key in settings}
                 own = {"job": {"name": job_name, **job}, "thresholds": thresholds}
             else:
-                settings = components.get(component) or {}
+                settings = components[component]
                 chart = component
                 # Grafana draws the threshold lines the jobs alarm on (charts/grafana renders them).
                 own = {"thresholds": thresholds} if component == "grafana" else {}
@@ -264,20 +261,27 @@ def desired_releases(
                     name=f"{name}-{component}",
                     chart=chart,
                     values=values,
-                    enabled=settings.get("enabled", True),
+                    enabled=settings["enabled"],
                     upgrade_mode=upgrade_mode,
-                    keep_volumes=not (settings.get("storage") or {}).get("deleteClaim", False),
+                    keep_volumes=keeps_volumes(spec, component),
                     stage=stage,
                     inputs_hash=inputs_hash(chart, version, values),
                 )
             )
-    topics(kafka_values(releases, charts_dir), spec)  # refuses what cannot work
+    check_topics(kafka_values(releases, charts_dir), spec)  # refuses what cannot work
     return releases
+
+
+def keeps_volumes(spec: dict, component: str) -> bool:
+    """False when spec.components.<component>.storage.deleteClaim asks for its volume claims to go
+    with it (a job has no volumes of its own)."""
+    settings = spec["components"].get(component)
+    return settings is None or not settings["storage"]["deleteClaim"]
 
 
 def operator_peer(namespace: str | None, pod_labels: dict | None) -> dict | None:
     """The NetworkPolicy peer that admits the operator's pods (in their own namespace) to the Kafka
-    and Flink releases it manages: topics are healed over Kafka's client port, savepoints taken
+    and Flink releases it manages: topics are checked over Kafka's client port, savepoints taken
     over Flink's REST port. None outside a cluster."""
     if not (namespace and pod_labels):
         return None
@@ -333,7 +337,7 @@ def _kafka_auth_wiring(built: list[Release], name: str, component: str, chart: s
 
 
 def kafka_values(releases: list[Release], charts_dir: Path) -> dict:
-    """The kafka release's values over its chart's defaults (what the topics are created from)."""
+    """The kafka release's values over its chart's defaults (what its topics Job creates the topics from)."""
     kafka = next(release for release in releases if release.component == "kafka")
     return merge_values(read_yaml(charts_dir / "kafka" / "values.yaml"), kafka.values)
 

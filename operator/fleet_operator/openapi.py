@@ -8,10 +8,24 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+
+
+def read_crd(path: Path) -> dict:
+    """The CRD file (Settings.crd_path): the one reader of it, for the operator and its tests."""
+    return yaml.safe_load(Path(path).read_text())
+
+
+def default_spec(crd: dict, spec: dict, version: str | None = None) -> dict:
+    """`spec` as the API server stores it: the CRD's defaults applied. The operator's model reads
+    those defaults and repeats none of them, so a spec built without an API server (validate,
+    unit tests) goes through here first."""
+    return apply_defaults(version_schema(crd, version)["properties"]["spec"], spec)
 
 
 def version_schema(crd: dict, version: str | None = None) -> dict:

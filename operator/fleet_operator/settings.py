@@ -1,57 +1,66 @@
-"""Operator configuration from the environment (the chart sets these; tests override them)."""
+"""Operator configuration from the environment (the chart sets these; tests override them): one
+pydantic-settings model, each default written once here; `python -m fleet_operator --help` lists
+the variables from it."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.settings import problems
 from fleet_operator.model import operator_peer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _path(variable: str, default: Path) -> Path:
-    return Path(os.environ.get(variable) or default)
+def _helm() -> str:
+    return shutil.which("helm") or str(REPO_ROOT / ".tools/bin/helm")
 
 
-@dataclass(frozen=True)
-class Settings:
-    charts_dir: Path
-    environments_dir: Path
-    crd_path: Path
-    helm: str
-    helm_timeout: str  # Helm's own --timeout for one install/upgrade/rollback/uninstall
-    ready_timeout_s: float  # how long one stage may take to become ready before a retry
-    heal_interval_s: float  # the self-healing timer (topics, releases)
-    flink_rest: str  # template for a job's Flink REST API ({release}, {namespace})
-    savepoint_timeout_s: float
-    metrics_port: int  # 0 = no metrics endpoint
-    namespace: str | None = None  # where the operator's pods run (its chart sets it)
-    pod_labels: dict | None = None  # the operator pods' selector labels (its chart sets them)
+class Settings(BaseSettings):
+    """Variables are FLEET_<FIELD>."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLEET_", env_ignore_empty=True, frozen=True, hide_input_in_errors=True
+    )
+
+    charts_dir: Path = Field(REPO_ROOT / "charts", description="component charts")
+    environments_dir: Path = Field(
+        REPO_ROOT / "environments", description="values overlays, <dir>/<env>/values/<chart>.yaml"
+    )
+    crd_path: Path = Field(
+        REPO_ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml", description="the FleetMonitor CRD"
+    )
+    helm: str = Field(default_factory=_helm, description="helm binary (helm on PATH, else .tools/bin/helm)")
+    helm_timeout: str = Field("5m", description="helm --timeout of one install/upgrade/rollback/uninstall")
+    ready_timeout_s: float = Field(
+        600.0, gt=0, description="how long one stage may take to become ready before a retry"
+    )
+    heal_interval_s: float = Field(60.0, gt=0, description="self-healing interval: topics and releases")
+    flink_rest: str = Field(
+        "http://{release}-rest.{namespace}.svc:8081", description="a job's Flink REST URL ({release}, {namespace})"
+    )
+    savepoint_timeout_s: float = Field(300.0, gt=0, description="how long a savepoint may take before an upgrade")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port, 0 = off")
+    operator_namespace: str | None = Field(None, description="where the operator's pods run (its chart sets it)")
+    operator_pod_labels: dict[str, str] | None = Field(
+        None, description="the operator pods' selector labels, JSON (its chart sets them)"
+    )
 
     @property
     def network_peer(self) -> dict | None:
-        return operator_peer(self.namespace, self.pod_labels)
+        return operator_peer(self.operator_namespace, self.operator_pod_labels)
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(
-            charts_dir=_path("FLEET_CHARTS_DIR", REPO_ROOT / "charts"),
-            environments_dir=_path("FLEET_ENVIRONMENTS_DIR", REPO_ROOT / "environments"),
-            crd_path=_path("FLEET_CRD_PATH", REPO_ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml"),
-            helm=os.environ.get("FLEET_HELM") or shutil.which("helm") or str(REPO_ROOT / ".tools/bin/helm"),
-            helm_timeout=os.environ.get("FLEET_HELM_TIMEOUT", "5m"),
-            ready_timeout_s=float(os.environ.get("FLEET_READY_TIMEOUT_S", "600")),
-            heal_interval_s=float(os.environ.get("FLEET_HEAL_INTERVAL_S", "60")),
-            flink_rest=os.environ.get("FLEET_FLINK_REST", "http://{release}-rest.{namespace}.svc:8081"),
-            savepoint_timeout_s=float(os.environ.get("FLEET_SAVEPOINT_TIMEOUT_S", "300")),
-            metrics_port=int(os.environ.get("FLEET_METRICS_PORT", "0")),
-            namespace=os.environ.get("FLEET_OPERATOR_NAMESPACE") or None,
-            pod_labels=json.loads(os.environ.get("FLEET_OPERATOR_POD_LABELS") or "{}") or None,
-        )
+        """ValueError names each bad variable and what is allowed."""
+        try:
+            return cls()
+        except ValidationError as error:
+            raise ValueError("; ".join(problems(cls, error))) from None
 
     def missing(self) -> list[str]:
         """What this operator cannot work without, said plainly."""

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if not crd_path.is_file():
         print(f"validate: CRD file {crd_path} not found (set FLEET_CRD_PATH)", file=sys.stderr)
         return 2
-    crd = yaml.safe_load(crd_path.read_text())
+    crd = openapi.read_crd(crd_path)
     failed = False
     for path in args.files:
         if not path.is_file():

@@ -31,10 +31,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType
 from confluent_kafka.admin import ResourceType as Resource
 from fleet_operator import model
-from fleet_operator.topics import heal_topics
+from fleet_operator.topics import missing_topics
 
 from contracts.kafka_auth import VECTOR_GROUP, KafkaAuth
-from contracts.topics import ALERTS_TOPIC, EVENT_TOPICS, STORE_TOPICS
+from contracts.topics import ALERTS_TOPIC, ALL_TOPICS, EVENT_TOPICS, STORE_TOPICS
 from devstack.dockerfile import Image
 from generator import SimConfig, Simulator
 from generator.runner import run
@@ -278,9 +278,11 @@ def test_the_loader_reads_the_jobs_output_and_writes_nothing(cluster: AuthCluste
     assert code(consume(cluster, auth, EVENT, "fleet-loader")) in DENIED
 
 
-def test_the_operator_heals_topics_but_cannot_delete_or_read(cluster: AuthCluster) -> None:
+def test_the_operator_sees_missing_topics_and_the_charts_job_recreates_them(cluster: AuthCluster) -> None:
     """The operator's self-healing with the credentials it reads from the kafka release's Secrets
-    (model.kafka_secrets names them): a deleted topic comes back; it may not delete or read."""
+    (model.kafka_secrets names them) sees which topics are missing, and may do nothing else to
+    them: no create, delete or read. The kafka chart's topics Job, their one owner, run again (as
+    the operator's upgrade of the kafka release runs it) brings the deleted topic back."""
     secrets = model.kafka_secrets(model.merge_values(
         yaml.safe_load((ROOT / "charts/kafka/values.yaml").read_text()), {"fullnameOverride": f"{NAME}-kafka", **AUTH_VALUES}
     ))  # fmt: skip
@@ -289,17 +291,17 @@ def test_the_operator_heals_topics_but_cannot_delete_or_read(cluster: AuthCluste
     lost = STORE_TOPICS["device_inactivity"]
     admin = AdminClient(cluster.config(cluster.auth("admin")))
     assert admin_result(admin.delete_topics([lost])[lost]) is None
-    wanted = {lost: {"partitions": 3, "replicationFactor": 1, "config": {}}}
-    report = asyncio.run(heal_topics(cluster.bootstrap, wanted, auth=auth))
-    assert report.created == [lost] or lost in AdminClient(cluster.config(auth)).list_topics(timeout=10).topics
+    assert asyncio.run(missing_topics(cluster.bootstrap, ALL_TOPICS, auth=auth)) == [lost]
     operator = AdminClient(cluster.config(auth))
+    assert admin_result(operator.create_topics([_new_topic(lost)])[lost]) == TOPIC_DENIED
     assert admin_result(operator.delete_topics([EVENT])[EVENT]) == TOPIC_DENIED
     assert code(consume(cluster, auth, EVENT, "fleet-monitor-job-operator")) in DENIED
-    # A topic the contracts do not name is not the operator's to create.
-    assert (
-        admin_result(operator.create_topics([_new_topic("fleet.not-a-contract-topic")])["fleet.not-a-contract-topic"])
-        == TOPIC_DENIED
-    )
+    provision(cluster.env, cluster.broker, cluster.routes, cluster.workdir / "provision-again")
+    assert asyncio.run(missing_topics(cluster.bootstrap, ALL_TOPICS, auth=auth)) == []
+    partitions = yaml.safe_load((ROOT / "environments/dev/values/kafka.yaml").read_text())["topicDefaults"][
+        "partitions"
+    ]
+    assert len(admin.list_topics(timeout=10).topics[lost].partitions) == partitions
 
 
 def _new_topic(name: str):

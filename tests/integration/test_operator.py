@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from fleet_operator import openapi
 from fleet_operator.model import STAGES
 
+from tests.support import crd
 from tests.support.kube import Kube, KubeApiError, wait_for
 from tests.support.operator_harness import platform
 
@@ -217,9 +217,7 @@ def test_a_namespaced_operator_cannot_touch_secrets_elsewhere(tmp_path, kube_clu
         assert refused.value.code == 403
 
 
-SCHEMA = openapi.version_schema(
-    yaml.safe_load((Path(__file__).parents[2] / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
-)
+SCHEMA = crd.SCHEMA
 
 
 def test_invalid_resources_are_rejected_naming_the_field(tmp_path, kube_cluster, namespace):

@@ -11,10 +11,11 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from fleet_operator import model
 
 ROOT = Path(__file__).resolve().parents[2]
 HELM = ROOT / ".tools" / "bin" / "helm"
-CHARTS = ("kafka", "flink-job", "loader", "timescaledb", "vector", "grafana", "api", "generator")
+CHARTS = model.CHARTS  # the installable charts, listed once (fleet_operator.model)
 ENVIRONMENTS = ("dev", "qa", "prod")
 
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from fleet_operator import model, openapi
+from fleet_operator import model
 
 from devstack.broker import LOG4J
 from devstack.dockerfile import Image
 from tests.support.charts import ROOT, find, render_values
+from tests.support.crd import defaulted
 from tests.support.pods import Endpoints, ImageLayout, LocalContainer, Objects, PodContext, pod_of
 
 NAME = "fleet-monitor"  # the FleetMonitor of environments/*/fleetmonitor.yaml
-CRD = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
 
 
 def releases(environment: str, components: dict | None = None) -> list[model.Release]:
@@ -24,7 +24,7 @@ def releases(environment: str, components: dict | None = None) -> list[model.Rel
     is merged over the FleetMonitor's spec.components, as a user would write it."""
     obj = yaml.safe_load((ROOT / f"environments/{environment}/fleetmonitor.yaml").read_text())
     obj["spec"].setdefault("components", {}).update(components or {})
-    spec = openapi.apply_defaults(openapi.version_schema(CRD), obj)["spec"]
+    spec = defaulted(obj["spec"])
     return [r for r in model.desired_releases(NAME, spec, ROOT / "charts", ROOT / "environments") if r.enabled]
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from fleet_operator import model
 
 from devstack.kube.cluster import LocalCluster
 from devstack.kube.operator_runner import OperatorRunner
@@ -32,7 +33,7 @@ OPERATOR_CHART = ROOT / "charts/fleet-operator"
 HELM = ROOT / ".tools/bin/helm"
 API_VERSION = "fleet-monitor.io/v1alpha1"
 GROUP, PLURAL = "fleet-monitor.io", "fleetmonitors"
-CHARTS = ("kafka", "timescaledb", "vector", "loader", "api", "grafana", "generator", "flink-job")
+CHARTS = model.CHARTS  # stand-ins for every installable chart (fleet_operator.model)
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -75,6 +76,9 @@ def write_charts(root: Path) -> Path:
         if name == "flink-job":
             # as charts/flink-job: the upgrade mode a job gets unless the overlay or spec says
             defaults["job"] = {"name": "", "initialSavepointPath": "", "upgradeMode": "savepoint"}
+        if name == "kafka":  # the real chart's topic and replication defaults, which the operator reads
+            real = yaml.safe_load((ROOT / "charts/kafka/values.yaml").read_text())
+            defaults.update({key: real[key] for key in ("replication", "topicDefaults", "topicOverrides", "topics")})
         (chart / "values.yaml").write_text(yaml.safe_dump(defaults))
         (chart / "templates/workload.yaml").write_text(DEPLOYMENT)
     return charts

@@ -177,3 +177,41 @@ def test_api_cli_rejects_bad_flags(capsys):
     assert exit_info.value.code == 2 and "--port" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--bogus"])
+
+
+def test_api_help_lists_every_setting_with_its_variable_description_and_default(capsys):
+    """The flags are generated from api.settings.Settings: each field is an option with its
+    description, default and environment variable (API_KEYS stays environment-only)."""
+    from api.__main__ import main
+    from contracts.settings import env_name, flag_name
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name, field in Settings.model_fields.items():
+        if name == "api_keys":
+            assert "--api-keys" not in text
+            continue
+        assert flag_name(name) in text and env_name(Settings, name) in text and field.description in text
+        if not field.is_required():
+            assert f"(default: {field.default})" in text or f"(default: {str(field.default).lower()})" in text
+
+
+def test_api_cli_errors_name_flag_and_variable_and_never_echo_secrets(capsys, monkeypatch):
+    from api.__main__ import main
+
+    monkeypatch.setenv("API_KEYS", f"ops:{SECRET}")
+    monkeypatch.setenv("API_POOL_MAX", "0")
+    monkeypatch.setenv("API_READ_AUTH", "maybe")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--database-url", f"postgresql://api:{SECRET}@db/x"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and SECRET[:6] not in err
+    assert "API_KEYS entry 1: " in err and "--pool-max / API_POOL_MAX must be" in err and "API_READ_AUTH" in err
+    monkeypatch.delenv("API_KEYS")
+    monkeypatch.delenv("API_POOL_MAX")
+    monkeypatch.delenv("API_READ_AUTH")
+    with pytest.raises(SystemExit):
+        main(["--database-url", ""])
+    assert "--database-url / DATABASE_URL" in capsys.readouterr().err

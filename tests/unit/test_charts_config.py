@@ -23,6 +23,7 @@ from jobs.cli import parse_settings as parse_job_args
 from jobs.config import JobConfig, JobOptions
 from jobs.tables import TRANSACTION_TIMEOUT_MS
 from tests.support.charts import CHARTS, ENVIRONMENTS, ROOT, find, helm, pod_spec, render
+from tests.support.crd import SCHEMA, defaulted
 
 MAIN_WORKLOAD = {  # (kind, name suffix) the operator's replicaCount/resources/persistence keys drive
     "kafka": ("StatefulSet", ""),
@@ -275,8 +276,7 @@ def test_flink_job_trip_windows_follow_the_contract() -> None:
     pattern = schema["properties"]["job"]["properties"]["tripWindows"]["pattern"]
     sizes = "|".join(map(str, WINDOWS.values()))
     assert pattern == f"^({sizes})(,({sizes}))*$"  # exactly the sizes contracts.windows names
-    crd = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
-    job = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["jobs"]
+    job = SCHEMA["properties"]["spec"]["properties"]["jobs"]
     assert job["properties"]["kpis"]["properties"]["tripWindows"]["pattern"] == pattern
     with pytest.raises(AssertionError, match="tripWindows"):
         render("flink-job", None, "job.tripWindows=120")
@@ -541,7 +541,7 @@ def test_api_is_authenticated_by_default(monkeypatch: pytest.MonkeyPatch, enviro
         monkeypatch.setenv(name, value)
     settings = Settings.from_env(database_url="postgresql://x")
     assert settings.read_auth and not settings.metrics_auth
-    assert settings.max_header_bytes == Settings.max_header_bytes
+    assert settings.max_header_bytes == Settings.model_fields["max_header_bytes"].default
     limited = pod_spec(main_workload(render("api", None, "limits.maxHeaderBytes=16384"), "api"))["containers"][0]
     assert {"name": "API_MAX_HEADER_BYTES", "value": "16384"} in limited["env"]
 
@@ -756,7 +756,8 @@ def test_dashboards_draw_the_thresholds_the_jobs_alarm_on(environment: str, tmp_
         }
     }
     releases = {
-        r.component: r for r in model.desired_releases("fleet-monitor", spec, ROOT / "charts", ROOT / "environments")
+        r.component: r
+        for r in model.desired_releases("fleet-monitor", defaulted(spec), ROOT / "charts", ROOT / "environments")
     }
 
     def render_release(component: str) -> list[dict]:

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fleet_operator import model, openapi
+from fleet_operator import model
 
 from tests.support.charts import HELM, ROOT, find
-
-CRD = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
+from tests.support.crd import defaulted
 
 # kubectl: `get svc` answers from $SERVICES/<release> (lines "name port", as the scripts' jsonpath
 # prints them); a Namespace applied from stdin is remembered in $STATE. helm: the operator chart's
@@ -108,9 +107,10 @@ def _services(env: str, tmp_path: Path) -> dict[str, list[tuple[str, int, str]]]
     """Per release the operator installs for port-forward.sh's targets: its Services (name, first
     port, that port's name), rendered from the real charts with the operator's values."""
     obj = fleetmonitor(env)
-    spec = openapi.apply_defaults(openapi.version_schema(CRD), obj)["spec"]
     found = {}
-    for release in model.desired_releases(obj["metadata"]["name"], spec, ROOT / "charts", ROOT / "environments"):
+    for release in model.desired_releases(
+        obj["metadata"]["name"], defaulted(obj["spec"]), ROOT / "charts", ROOT / "environments"
+    ):
         if release.chart not in ("api", "grafana", "flink-job"):
             continue
         values = tmp_path / f"{release.name}.yaml"

@@ -200,13 +200,13 @@ def test_vector_logs_in_with_the_password_from_its_env():
 
 
 def test_the_operator_wires_every_client_to_the_kafka_secrets_when_auth_is_on():
-    from fleet_operator import model, openapi
+    from fleet_operator import model
 
-    crd = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
+    from tests.support.crd import defaulted
+
     obj = yaml.safe_load((ROOT / "environments/dev/fleetmonitor.yaml").read_text())
     obj["spec"].setdefault("components", {})["kafka"] = {"values": {"auth": {"enabled": True}}}
-    spec = openapi.apply_defaults(openapi.version_schema(crd), obj)["spec"]
-    releases = model.desired_releases("fm", spec, ROOT / "charts", ROOT / "environments")
+    releases = model.desired_releases("fm", defaulted(obj["spec"]), ROOT / "charts", ROOT / "environments")
     clients = [r for r in releases if r.chart in COMPONENT_USERS]
     assert {r.chart for r in clients} == set(COMPONENT_USERS)
     for release in clients:
@@ -218,9 +218,7 @@ def test_the_operator_wires_every_client_to_the_kafka_secrets_when_auth_is_on():
     assert model.kafka_secrets(model.kafka_values(releases, ROOT / "charts")) == model.KafkaSecrets(
         "fm-kafka-users", "fm-kafka-tls"
     )
-    plain = openapi.apply_defaults(
-        openapi.version_schema(crd), yaml.safe_load((ROOT / "environments/dev/fleetmonitor.yaml").read_text())
-    )["spec"]
+    plain = defaulted(yaml.safe_load((ROOT / "environments/dev/fleetmonitor.yaml").read_text())["spec"])
     assert all(
         "auth" not in (r.values.get("kafka") or {})
         for r in model.desired_releases("fm", plain, ROOT / "charts", ROOT / "environments")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 from pathlib import Path
@@ -11,10 +12,9 @@ import yaml
 from fleet_operator import model, openapi
 
 from contracts.topics import ALL_TOPICS
+from tests.support.crd import SCHEMA, defaulted
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD = yaml.safe_load((ROOT / "charts/fleet-operator/crds/fleetmonitors.yaml").read_text())
-SCHEMA = openapi.version_schema(CRD)
 
 
 def test_deep_merge_follows_helm_rules():
@@ -36,9 +36,10 @@ def test_merge_values_later_layers_win():
 @pytest.fixture
 def dirs(tmp_path):
     charts, envs = tmp_path / "charts", tmp_path / "environments"
-    for chart in ("kafka", "timescaledb", "vector", "loader", "api", "grafana", "generator", "flink-job"):
+    for chart in model.CHARTS:
         (charts / chart).mkdir(parents=True)
         (charts / chart / "Chart.yaml").write_text(f"name: {chart}\nversion: 1.2.3\n")
+    shutil.copy(ROOT / "charts/kafka/values.yaml", charts / "kafka")  # the topic checks read its defaults
     (envs / "qa/values").mkdir(parents=True)
     (envs / "qa/values/api.yaml").write_text("replicaCount: 2\nresources: {limits: {cpu: '1'}}\nlogLevel: info\n")
     (envs / "qa/values/flink-job.yaml").write_text("job: {parallelism: 8}\ntaskSlots: 4\n")
@@ -46,7 +47,7 @@ def dirs(tmp_path):
 
 
 def releases(dirs, spec):
-    return {r.component: r for r in model.desired_releases("fm", {"environment": "qa", **spec}, *dirs)}
+    return {r.component: r for r in model.desired_releases("fm", defaulted({"environment": "qa", **spec}), *dirs)}
 
 
 def test_values_are_overlay_then_resource_settings_then_free_form_overrides(dirs):
@@ -123,6 +124,11 @@ def test_kafka_and_timescaledb_receive_topics_and_retention(dirs):
     assert rel["timescaledb"].values["retention"] == {"readings": "3 days"}
 
 
+def _kafka(values: dict) -> dict:
+    """A kafka release's values over its chart's defaults, as model.kafka_values gives them."""
+    return model.merge_values(yaml.safe_load((ROOT / "charts/kafka/values.yaml").read_text()), values)
+
+
 def test_kafka_replication_comes_from_the_environment_unless_the_spec_sets_it(dirs):
     """A spec without topics.replicationFactor keeps the overlay's (prod: 3 beside min ISR 2);
     the CRD default of 1 used to override it, leaving 1 replica under min.insync.replicas 2."""
@@ -132,71 +138,50 @@ def test_kafka_replication_comes_from_the_environment_unless_the_spec_sets_it(di
     )
     kafka = releases(dirs, {"topics": {"partitions": 6}})["kafka"]
     assert kafka.values["replication"] == {"defaultReplicationFactor": 3, "minInsyncReplicas": 2}
-    assert model.kafka_replication(kafka.values) == (3, 3)
+    assert model.kafka_replication(_kafka(kafka.values)) == (3, 3)
     assert releases(dirs, {"topics": {"replicationFactor": 2}})["kafka"].values["replication"] == {
         "defaultReplicationFactor": 2,
         "minInsyncReplicas": 2,
     }
-    assert model.kafka_replication({"replicaCount": 1, "replication": {"defaultReplicationFactor": 3}}) == (1, 1)
-    assert model.kafka_replication({}) == (1, 1)  # the chart's defaults
+    assert model.kafka_replication(_kafka({"replicaCount": 1, "replication": {"defaultReplicationFactor": 3}})) == (
+        1,
+        1,
+    )
+    assert model.kafka_replication(_kafka({})) == (1, 1)  # the chart's defaults
     three = {"replicaCount": 3, "replication": {"defaultReplicationFactor": 3}}
-    topics = model.topics({**three, "topicDefaults": {"config": {"min.insync.replicas": "2"}}})
-    assert {t["replicationFactor"] for t in topics.values()} == {3}
+    model.check_topics(_kafka({**three, "topicDefaults": {"config": {"min.insync.replicas": "2"}}}), defaulted({}))
 
 
 def test_min_insync_replicas_above_the_replication_factor_is_refused(dirs):
-    spec = {"topics": {"replicationFactor": 1, "config": {"min.insync.replicas": "2"}}}
-    kafka = {"replicaCount": 1, "topicDefaults": {"config": {"min.insync.replicas": "2"}}}
+    spec = defaulted({"topics": {"replicationFactor": 1, "config": {"min.insync.replicas": "2"}}})
+    kafka = _kafka({"replicaCount": 1, "topicDefaults": {"config": {"min.insync.replicas": "2"}}})
     with pytest.raises(model.SpecError, match=r"^spec.topics: min.insync.replicas 2 is above the replication factor 1"):
-        model.topics(kafka, spec)
-    spec = {"topics": {"overrides": {"fleet.alerts": {"config": {"min.insync.replicas": "3"}}}}}
-    kafka = {
-        "replicaCount": 2,
-        "replication": {"defaultReplicationFactor": 3},
-        "topicOverrides": spec["topics"]["overrides"],
-    }
+        model.check_topics(kafka, spec)
+    spec = defaulted({"topics": {"overrides": {"fleet.alerts": {"config": {"min.insync.replicas": "3"}}}}})
+    kafka = _kafka(
+        {
+            "replicaCount": 2,
+            "replication": {"defaultReplicationFactor": 3},
+            "topicOverrides": spec["topics"]["overrides"],
+        }
+    )
     with pytest.raises(model.SpecError, match=r"^spec.topics.overrides.fleet.alerts: .* factor 2 of fleet.alerts"):
-        model.topics(kafka, spec)
+        model.check_topics(kafka, spec)
     with pytest.raises(model.SpecError, match=r"^the kafka values of environments/qa \(topic fleet.alerts\): min"):
-        model.topics(kafka, {"environment": "qa"})  # set by the overlay, not the resource
+        model.check_topics(kafka, defaulted({"environment": "qa"}))  # set by the overlay, not the resource
     # the operator refuses it before any release is touched (status InvalidSpec)
     with pytest.raises(model.SpecError, match=r"min\.insync\.replicas"):
         releases(dirs, {"topics": {"config": {"min.insync.replicas": "2"}}})
 
 
-def test_topics_are_what_the_kafka_chart_creates():
-    kafka = {
-        "topicDefaults": {"partitions": 4, "config": {"retention.ms": 86400000}},
-        "topicOverrides": {"fleet.trips": {"partitions": 9, "config": {"retention.ms": "1"}}},
-    }
-    topics = model.topics(kafka)
-    assert list(topics) == list(ALL_TOPICS)
-    assert {"fleet.store.readings", "fleet.alerts", "fleet.dead-letters"} <= set(topics)  # the jobs' outputs too
-    assert topics["fleet.trips"] == {"partitions": 9, "replicationFactor": 1, "config": {"retention.ms": "1"}}
-    assert topics["fleet.alerts"] == {"partitions": 4, "replicationFactor": 1, "config": {"retention.ms": "86400000"}}
+def test_topic_overrides_must_name_a_contract_topic():
     with pytest.raises(model.SpecError, match=r"^spec.topics.overrides.fleet.nope"):
-        model.topics({"topicOverrides": {"fleet.nope": {}}}, {"topics": {"overrides": {"fleet.nope": {}}}})
-    with pytest.raises(model.SpecError, match=r"^kafka values topicOverrides.fleet.nope"):
-        model.topics({"topicOverrides": {"fleet.nope": {}}})
-
-
-@pytest.mark.parametrize("env", ["dev", "qa", "prod"])
-def test_self_healing_creates_the_topics_the_environment_declares(env):
-    """The operator's topics are the kafka release's (chart defaults + overlay + spec), so healing
-    creates what the chart's topics Job would: dev's 3 partitions and 1-day retention, prod's
-    30-day dead letters, not a default of 6 partitions."""
-    spec = yaml.safe_load((ROOT / f"environments/{env}/fleetmonitor.yaml").read_text())["spec"]
-    rel = model.desired_releases("fleet-monitor", spec, ROOT / "charts", ROOT / "environments")
-    topics = model.topics(model.kafka_values(rel, ROOT / "charts"), spec)
-    overlay = yaml.safe_load((ROOT / f"environments/{env}/values/kafka.yaml").read_text())
-    for name, topic in topics.items():
-        declared = (overlay.get("topicOverrides") or {}).get(name) or {}
-        assert topic["partitions"] == declared.get("partitions", overlay["topicDefaults"]["partitions"])
-        retention = (declared.get("config") or {}).get(
-            "retention.ms", overlay["topicDefaults"]["config"]["retention.ms"]
+        model.check_topics(
+            _kafka({"topicOverrides": {"fleet.nope": {}}}), defaulted({"topics": {"overrides": {"fleet.nope": {}}}})
         )
-        assert topic["config"]["retention.ms"] == str(retention)
-        assert topic["replicationFactor"] == overlay["replication"]["defaultReplicationFactor"]
+    with pytest.raises(model.SpecError, match=r"^kafka values topicOverrides.fleet.nope"):
+        model.check_topics(_kafka({"topicOverrides": {"fleet.nope": {}}}), defaulted({}))
+    model.check_topics(_kafka({"topicOverrides": {name: {"partitions": 1} for name in ALL_TOPICS}}), defaulted({}))
 
 
 def test_invalid_thresholds_name_the_field():
@@ -235,7 +220,7 @@ def test_thresholds_are_the_environments_with_the_spec_over_them_checked_as_one(
 
 
 def test_order_is_databases_and_kafka_then_pipeline_then_frontends(dirs):
-    ordered = [r.component for r in model.desired_releases("fm", {"environment": "qa"}, *dirs)]
+    ordered = [r.component for r in model.desired_releases("fm", defaulted({"environment": "qa"}), *dirs)]
     position = {component: index for index, component in enumerate(ordered)}
     for first in ("timescaledb", "kafka"):
         for later in (
@@ -252,7 +237,7 @@ def test_order_is_databases_and_kafka_then_pipeline_then_frontends(dirs):
     for first in ("vector", "loader", "job-alarms"):
         for later in ("api", "grafana", "generator"):
             assert position[first] < position[later]
-    stages = model.by_stage(model.desired_releases("fm", {"environment": "qa"}, *dirs), reverse=True)
+    stages = model.by_stage(model.desired_releases("fm", defaulted({"environment": "qa"}), *dirs), reverse=True)
     assert [r.component for r in stages[0]] == ["api", "grafana", "generator"]
     assert {r.component for r in stages[-1]} == {"timescaledb", "kafka"}
 
@@ -306,8 +291,7 @@ def test_environment_resources_are_valid(env):
     obj = yaml.safe_load((ROOT / f"environments/{env}/fleetmonitor.yaml").read_text())
     assert obj["spec"]["environment"] == env
     assert openapi.validate(SCHEMA, openapi.apply_defaults(SCHEMA, obj)) == []
-    model.thresholds_values(obj["spec"])
-    model.topics(obj["spec"])
+    model.desired_releases("fleet-monitor", defaulted(obj["spec"]), ROOT / "charts", ROOT / "environments")
 
 
 # --- precedence: explicit spec > environment overlay > chart default ---------------------------
@@ -363,12 +347,80 @@ def _values(env: str, obj: dict, environments: Path = ROOT / "environments") -> 
     return {r.component: r.values for r in rel}
 
 
-@pytest.mark.parametrize("env", ["dev", "qa", "prod"])
-def test_crd_defaults_never_beat_an_overlay(env):
-    """The API server writes the CRD's defaults into every resource; none may change a release,
-    or an overlay's value would lose to a default nobody wrote (job.parallelism 2 did)."""
-    for obj in (_spec(env), {"spec": {"environment": env}}):
-        assert _values(env, openapi.apply_defaults(SCHEMA, obj)) == _values(env, obj)
+def _crd_defaults(schema: dict, path: tuple = ()):
+    """(path, default) of every field of the schema that declares one."""
+    for key, sub in (schema.get("properties") or {}).items():
+        if "default" in sub:
+            yield (*path, key), sub["default"]
+        yield from _crd_defaults(sub, (*path, key))
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from _crd_defaults(schema["additionalProperties"], (*path, "*"))
+
+
+OPERATOR_SWITCHES = {"paused", "enabled", "deleteClaim"}  # read by the operator, no chart has them
+
+
+def test_crd_defaults_never_beat_an_overlay():
+    """The API server writes the CRD's defaults into every resource; none may be a value a release
+    receives, or an overlay's value would lose to a default nobody wrote (job.parallelism 2 did).
+    So the CRD defaults empty objects (to hold those below) and the operator's own switches only;
+    test_every_overlay_key_reaches_a_release_of_its_environment checks the outcome per overlay key."""
+    defaults = list(_crd_defaults(SCHEMA["properties"]["spec"]))
+    assert defaults
+    for path, default in defaults:
+        assert default == {} or (path[-1] in OPERATOR_SWITCHES and isinstance(default, bool)), path
+
+
+STATUS_NAMES = {"old", "status", "patch"}  # status.* (and patches of it): the CRD defaults nothing there
+
+
+def _repeated_defaults(source: str, defaults: dict[str, list]) -> list[str]:
+    """`x.get(KEY, D)`, `x.get(KEY) or D` and `x.setdefault(KEY, D)` where the CRD defaults KEY to D."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        call, fallback = None, None
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and isinstance(node.values[0], ast.Call):
+            call, fallback = node.values[0], node.values[1]
+        elif isinstance(node, ast.Call) and len(node.args) == 2:
+            call, fallback = node, node.args[1]
+        if call is None or not isinstance(call.func, ast.Attribute) or call.func.attr not in ("get", "setdefault"):
+            continue
+        receiver = call.func.value
+        if isinstance(receiver, ast.Name) and receiver.id in STATUS_NAMES:
+            continue
+        key = call.args[0] if call.args else None
+        if not (isinstance(key, ast.Constant) and key.value in defaults):
+            continue
+        try:
+            value = ast.literal_eval(fallback)
+        except ValueError:
+            continue
+        if value in defaults[key.value]:
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_crd_default_is_repeated_in_the_operator():
+    """The CRD owns the operator-level defaults (the API server applies them; openapi.default_spec
+    offline): a fallback in the operator's code equal to one of them is a second copy."""
+    defaults: dict[str, list] = {}
+    for path, default in _crd_defaults(SCHEMA["properties"]["spec"]):
+        defaults.setdefault(path[-1], []).append(default)
+    sources = sorted((ROOT / "operator/fleet_operator").glob("*.py"))
+    found = {path.name: _repeated_defaults(path.read_text(), defaults) for path in sources}
+    assert {name: lines for name, lines in found.items() if lines} == {}
+    probe = (
+        'spec.get("paused", False)\n(spec.get("components") or {}).get("kafka") or {}\nold.get("components") or {}\n'
+    )
+    assert len(_repeated_defaults(probe, defaults)) == 3  # the check itself finds them (status aside)
+
+
+def test_the_operator_computes_no_topic_settings():
+    """The kafka chart's topics Job owns the topics; partitions default once, in its values.yaml."""
+    source = "\n".join(path.read_text() for path in (ROOT / "operator/fleet_operator").glob("*.py"))
+    assert "NewTopic" not in source and "create_topics" not in source
+    assert not re.search(r"get\(\s*[\"']partitions[\"']\s*,", source)
+    assert yaml.safe_load((ROOT / "charts/kafka/values.yaml").read_text())["topicDefaults"]["partitions"] >= 1
 
 
 def _leaves(document, path: tuple = ()):
@@ -454,7 +506,7 @@ def test_the_operator_is_admitted_to_kafka_and_flink_after_what_the_values_list(
     peer = model.operator_peer("fleet-system", {"app.kubernetes.io/name": "fleet-operator"})
     listed = {"ipBlock": {"cidr": "10.0.0.0/8"}}
     spec = {"environment": "qa", "components": {"kafka": {"values": {"networkPolicy": {"extraIngressFrom": [listed]}}}}}
-    found = {r.component: r for r in model.desired_releases("fm", spec, *dirs, operator_peer=peer)}
+    found = {r.component: r for r in model.desired_releases("fm", defaulted(spec), *dirs, operator_peer=peer)}
     assert found["kafka"].values["networkPolicy"]["extraIngressFrom"] == [listed, peer]
     jobs = [r for r in found.values() if r.chart == "flink-job"]
     assert jobs and all(r.values["networkPolicy"]["extraIngressFrom"] == [peer] for r in jobs)
@@ -464,3 +516,43 @@ def test_the_operator_is_admitted_to_kafka_and_flink_after_what_the_values_list(
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "fleet-system"}},
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "fleet-operator"}},
     }
+
+
+def test_operator_settings_keep_their_variables_and_name_bad_ones(monkeypatch, capsys):
+    from fleet_operator.__main__ import main
+    from fleet_operator.settings import Settings
+
+    from contracts.settings import env_name
+
+    monkeypatch.setenv("FLEET_HEAL_INTERVAL_S", "2.5")
+    monkeypatch.setenv("FLEET_OPERATOR_NAMESPACE", "ops")
+    monkeypatch.setenv("FLEET_OPERATOR_POD_LABELS", '{"app": "op"}')
+    settings = Settings.from_env()
+    assert settings.heal_interval_s == 2.5 and settings.network_peer["podSelector"]["matchLabels"] == {"app": "op"}
+    monkeypatch.setenv("FLEET_READY_TIMEOUT_S", "-1")
+    with pytest.raises(ValueError, match="FLEET_READY_TIMEOUT_S must be a positive float, got '-1'"):
+        Settings.from_env()
+    assert main(["--check"]) == 2 and "FLEET_READY_TIMEOUT_S" in capsys.readouterr().err
+    monkeypatch.delenv("FLEET_READY_TIMEOUT_S")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for name, field in Settings.model_fields.items():
+        assert env_name(Settings, name) in text and field.description in text
+
+
+def test_one_list_of_components_the_crd_and_the_charts_directory_agree():
+    """model.STAGES is the one list of components: the CRD's spec.components and spec.jobs name
+    exactly those, and charts/ holds exactly model.CHARTS besides the operator's own chart and
+    library charts (type: library, not installable)."""
+    spec = SCHEMA["properties"]["spec"]["properties"]
+    assert set(spec["components"]["properties"]) == set(model.COMPONENTS)
+    assert set(spec["jobs"]["properties"]) == set(model.JOBS)
+    installable = {
+        path.parent.name
+        for path in (ROOT / "charts").glob("*/Chart.yaml")
+        if yaml.safe_load(path.read_text()).get("type", "application") != "library"
+    }
+    assert installable - {"fleet-operator"} == set(model.CHARTS)
+    releases = [component for stage in model.STAGES for component in stage]
+    assert len(set(releases)) == len(releases) == len(model.COMPONENTS) + len(model.JOBS)
