@@ -23,7 +23,7 @@ from typing import Annotated, Protocol
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 
-from contracts.cli_settings import cli_config, parse, usage_error
+from contracts.settings import cli_config, parse, usage_error
 from contracts.topics import ALL_TOPICS
 from devstack.broker import Broker
 from devstack.prometheus import PrometheusService

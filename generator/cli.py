@@ -25,8 +25,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, NoDecode
 
-from contracts.cli_settings import cli_config, parse, usage_error
 from contracts.kafka_auth import KafkaAuth, KafkaAuthError
+from contracts.settings import cli_config, parse, usage_error
 from contracts.thresholds import Thresholds
 from generator.config import SimConfig
 from generator.pipeline import PipelinedSimulator

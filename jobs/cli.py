@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, CliPositionalArg, NoDecode
 
-from contracts.cli_settings import cli_config, parse, usage_error
 from contracts.kafka_auth import KafkaAuth
+from contracts.settings import cli_config, parse, usage_error
 from contracts.thresholds import Thresholds
 from contracts.topics import EVENT_TOPICS
 from jobs import JOB_NAMES

@@ -137,7 +137,7 @@ def test_secure_defaults(monkeypatch):
     monkeypatch.setenv("API_READ_AUTH", "false")
     assert not Settings.from_env(database_url="postgresql://db/x").read_auth
     monkeypatch.setenv("API_POOL_TIMEOUT_S", "0")
-    with pytest.raises(ValueError, match="API_POOL_TIMEOUT_S must be a positive float"):
+    with pytest.raises(ValueError, match="API_POOL_TIMEOUT_S must be a positive number"):
         Settings.from_env(database_url="postgresql://db/x")
 
 
@@ -183,7 +183,7 @@ def test_api_help_lists_every_setting_with_its_variable_description_and_default(
     """The flags are generated from api.settings.Settings: each field is an option with its
     description, default and environment variable (API_KEYS stays environment-only)."""
     from api.__main__ import main
-    from contracts.settings import env_name, flag_name
+    from contracts.settings import env_name, flag
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
@@ -193,7 +193,7 @@ def test_api_help_lists_every_setting_with_its_variable_description_and_default(
         if name == "api_keys":
             assert "--api-keys" not in text
             continue
-        assert flag_name(name) in text and env_name(Settings, name) in text and field.description in text
+        assert flag(Settings, name) in text and env_name(Settings, name) in text and field.description in text
         if not field.is_required():
             assert f"(default: {field.default})" in text or f"(default: {str(field.default).lower()})" in text
 

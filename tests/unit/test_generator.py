@@ -294,13 +294,13 @@ def test_file_sink_rolls_by_age(tmp_path):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--rate", "0"], "argument --rate: must be > 0"),
+        (["--rate", "0"], "argument --rate: must be a positive number"),
         (["--families", "tire.reading,boats"], "unknown event family 'boats'"),
         (["--scenarios", "fire"], "unknown scenario 'fire'"),
         (["--malformed-share", "1.5"], "must be <= 1.0"),
         (["--start", "2026-01-01T00:00:00"], "needs a timezone"),
         (["--output", "kafka"], "--output kafka needs --bootstrap"),
-        (["--count", "ten"], "expected an integer"),
+        (["--count", "ten"], "argument --count: must be an integer"),
         (["--fleet-id", "my fleet"], "fleet id 'my fleet' is not an identifier"),
     ],
 )

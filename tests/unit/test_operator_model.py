@@ -530,7 +530,7 @@ def test_operator_settings_keep_their_variables_and_name_bad_ones(monkeypatch, c
     settings = Settings.from_env()
     assert settings.heal_interval_s == 2.5 and settings.network_peer["podSelector"]["matchLabels"] == {"app": "op"}
     monkeypatch.setenv("FLEET_READY_TIMEOUT_S", "-1")
-    with pytest.raises(ValueError, match="FLEET_READY_TIMEOUT_S must be a positive float, got '-1'"):
+    with pytest.raises(ValueError, match="FLEET_READY_TIMEOUT_S must be a positive number, got '-1'"):
         Settings.from_env()
     assert main(["--check"]) == 2 and "FLEET_READY_TIMEOUT_S" in capsys.readouterr().err
     monkeypatch.delenv("FLEET_READY_TIMEOUT_S")
