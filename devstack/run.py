@@ -20,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Protocol
 
+import yaml
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 
@@ -28,6 +29,7 @@ from contracts.topics import ALL_TOPICS
 from devstack.broker import Broker
 from devstack.prometheus import PrometheusService
 from devstack.services import (
+    REPO,
     AlertShipperService,
     ApiService,
     JobsService,
@@ -56,7 +58,7 @@ class Service(Protocol):
 class BrokerService:
     name = "broker"
 
-    def __init__(self, data_dir, partitions: int = 3):
+    def __init__(self, data_dir, partitions: int):
         self.partitions = partitions
         self.broker = Broker(data_dir)
 
@@ -118,13 +120,19 @@ class LocalPlatform:
                 log.exception("stopping failed", extra={"service": service.name})
 
 
+DEV_PARTITIONS: int = yaml.safe_load((REPO / "environments" / "dev" / "values" / "kafka.yaml").read_text())[
+    "topicDefaults"
+]["partitions"]
+"""make run is the dev environment on one machine: its topics have dev's partitions."""
+
+
 class PlatformSettings(BaseSettings, RunOptions):
     """The command line (and DEVSTACK_* environment) of `make run`: the platform's options and the
     simulator's (generator.cli.RunOptions)."""
 
     model_config = cli_config("DEVSTACK_", "python -m devstack.run")
 
-    partitions: int = Field(3, description="partitions per topic")
+    partitions: int = Field(DEV_PARTITIONS, description="partitions per topic (the dev environment's)")
     summary_interval: float = Field(5.0, description="seconds between live summary lines")
     jobs_timeout: float = Field(300.0, description="seconds the Flink jobs may take to start")
     api_port: int | None = Field(None, description="API port (unset: a free one)")
