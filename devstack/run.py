@@ -55,10 +55,16 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
 
+DEV_PARTITIONS: int = yaml.safe_load((REPO / "environments" / "dev" / "values" / "kafka.yaml").read_text())[
+    "topicDefaults"
+]["partitions"]
+"""make run is the dev environment on one machine: its topics have dev's partitions."""
+
+
 class BrokerService:
     name = "broker"
 
-    def __init__(self, data_dir, partitions: int):
+    def __init__(self, data_dir, partitions: int = DEV_PARTITIONS):
         self.partitions = partitions
         self.broker = Broker(data_dir)
 
@@ -118,12 +124,6 @@ class LocalPlatform:
                 log.info("stopped", extra={"service": service.name})
             except Exception:
                 log.exception("stopping failed", extra={"service": service.name})
-
-
-DEV_PARTITIONS: int = yaml.safe_load((REPO / "environments" / "dev" / "values" / "kafka.yaml").read_text())[
-    "topicDefaults"
-]["partitions"]
-"""make run is the dev environment on one machine: its topics have dev's partitions."""
 
 
 class PlatformSettings(BaseSettings, RunOptions):
