@@ -85,7 +85,8 @@ def test_undeliverable_events_are_counted_as_errors_not_lost_silently():
     sink = KafkaSink(f"127.0.0.1:{free_port()}", {"message.timeout.ms": "300"}, flush_timeout_s=10)
     stats = run(Simulator(SimConfig(start=T0, count=25, rate=1000)), sink, threading.Event(), paced=False)
     assert (stats.sent, stats.errors) == (25, 25)
-    assert "timed out" in stats.last_error.lower()
+    # The last reason is a delivery report's or the client's own, whichever librdkafka sent last.
+    assert any(reason in stats.last_error.lower() for reason in ("message timed out", "connection refused"))
 
 
 def test_a_shorter_run_is_a_prefix_of_a_longer_one():
