@@ -112,7 +112,7 @@ class JobOptions(BaseModel):
         alias="checkpoint_interval",
         description="seconds or a Flink duration like 30s; the sinks commit their Kafka transactions on each"
         " checkpoint, so what a job writes (alarms included) is visible to read_committed consumers at most this"
-        " late. charts/flink-job's job.checkpointInterval must equal it (tests/unit/test_jobs.py)",
+        " late. charts/flink-job's job.checkpointInterval must equal it (tests/unit/test_charts_config.py)",
     )
     parallelism: int = Field(1, gt=0, description="parallelism of every operator")
     window_s: int = Field(60, gt=0, alias="window", description="aggregate window, seconds")

@@ -5,7 +5,7 @@ rejected events to the dead-letter topic, in Kafka transactions committed with e
 The loader reads them `read_committed` (so only checkpointed output), and upserts each batch with
 storage.writes in one transaction together with the offsets that follow it (`loader_offsets`).
 It resumes from those offsets, not from the group's: whatever crashes, each record counts once.
-It needs no disk shared with Flink, and runs as its own deployment (charts/flink-job).
+It needs no disk shared with Flink, and runs as its own deployment (charts/loader).
 """
 
 from __future__ import annotations

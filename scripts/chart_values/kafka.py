@@ -124,7 +124,7 @@ class Values(Component, total=False):
     transactionMaxTimeoutMs: Annotated[int, Field(ge=600000)]
     """Kafka's transaction.max.timeout.ms; at least the jobs' producers' 600000 ms transaction timeout"""
     auth: Auth
-    """SASL_SSL with SCRAM-SHA-512 users and ACLs (README "Kafka authentication"); off: PLAINTEXT, no ACLs. Clients on 9092 log in as one of `authUsers` below; the brokers and the provisioning Job log in as `admin`, the only super user (controller listener: SASL_SSL PLAIN, from the config)."""
+    """SASL_SSL with SCRAM-SHA-512 users and ACLs (docs/security.md "Kafka authentication"); off: PLAINTEXT, no ACLs. Clients on 9092 log in as one of `authUsers` below; the brokers and the provisioning Job log in as `admin`, the only super user (controller listener: SASL_SSL PLAIN, from the config)."""
     tls: Tls
     authUsers: Annotated[
         dict[str, list[Acl]],

@@ -470,7 +470,7 @@ def test_every_overlay_key_reaches_a_release_of_its_environment(env, chart, path
     """Generated from the overlay files: each key, changed, shows up in the values the operator
     computes for the environment's own FleetMonitor (as the API server defaults it). A key the
     resource sets for every release of the chart never takes effect and fails here: set it in one
-    place (README: Configuration precedence)."""
+    place (docs/operator.md: Configuration precedence)."""
     environments = tmp_path / "environments"
     shutil.copytree(ROOT / "environments", environments)
     overlay = environments / env / "values" / f"{chart}.yaml"
