@@ -30,10 +30,16 @@ class Peering(TypedDict, total=False):
 
 @with_config(STRICT)
 class Operator(TypedDict, total=False):
+    """The operator's settings; each one unset keeps the operator's own default (`python -m fleet_operator --help`)."""
+
     helmTimeout: Annotated[str, Field(pattern=r"^[0-9]+(s|m|h)$")]
+    """helm --timeout per operation (FLEET_HELM_TIMEOUT)."""
     readyTimeoutSeconds: Annotated[int, Field(ge=1)]
+    """How long one stage may take to become ready before a retry (FLEET_READY_TIMEOUT_S)."""
     healIntervalSeconds: Annotated[int, Field(ge=5)]
+    """Self-healing interval: topics and releases (FLEET_HEAL_INTERVAL_S)."""
     flinkRest: NonEmptyStr
+    """Flink REST URL template for savepoints, with {release} and {namespace} (FLEET_FLINK_REST)."""
     extraEnv: Objects
 
 
