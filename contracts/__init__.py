@@ -1,7 +1,9 @@
 """fleet-monitor event contracts: the one definition of every event, topic and threshold.
 
 The generator, the Flink jobs, the API and the operator import from here; nothing else defines
-an event's fields, a topic name or an alarm threshold.
+an event's fields, a topic name or an alarm threshold. Being the one package every image ships, it
+also holds what every program shares: JSON logs (jsonlog), Kafka client security (kafka_auth) and
+how settings are read and their errors worded (settings).
 """
 
 from contracts.events import (
