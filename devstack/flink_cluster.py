@@ -106,7 +106,7 @@ class FlinkCluster:
         self.log_dir = log_dir or root / "logs"
         self.rest_port = free_port()
         self.rest_url = f"http://127.0.0.1:{self.rest_port}"
-        self.ports = {name: free_port() for name in ("jobmanager_rpc", "blob", "taskmanager_rpc", "data")}
+        self.jobmanager_rpc_port = free_port()  # the TaskManager's rendezvous: known before either starts
         self.metrics_ports = {"jobmanager": free_port(), "taskmanager": free_port()}
         self.home = pyflink_home()
         self.lib = self.root / "lib"
@@ -121,16 +121,19 @@ class FlinkCluster:
         return {
             "env.java.opts.all": java_options(),
             "jobmanager.rpc.address": "127.0.0.1",
-            "jobmanager.rpc.port": self.ports["jobmanager_rpc"],
+            "jobmanager.rpc.port": self.jobmanager_rpc_port,
             "jobmanager.bind-host": "127.0.0.1",
-            "blob.server.port": self.ports["blob"],
+            # Ports only the processes need to know are the kernel's pick at bind time (Flink's
+            # default, 0): a port chosen here seconds before a busy machine's JVM binds it may be
+            # taken by then, and the TaskManager would exit.
+            "blob.server.port": 0,
             "rest.address": "127.0.0.1",
             "rest.bind-address": "127.0.0.1",
             "rest.port": self.rest_port,
             "taskmanager.host": "127.0.0.1",
             "taskmanager.bind-host": "127.0.0.1",
-            "taskmanager.rpc.port": self.ports["taskmanager_rpc"],
-            "taskmanager.data.port": self.ports["data"],
+            "taskmanager.rpc.port": 0,
+            "taskmanager.data.port": 0,
             "taskmanager.numberOfTaskSlots": self.task_slots,
             "jobmanager.memory.process.size": self.memory["jobmanager"],
             "taskmanager.memory.process.size": self.memory["taskmanager"],
@@ -214,10 +217,9 @@ class FlinkCluster:
         self.taskmanager.kill()
 
     def restart_taskmanager(self) -> None:
-        """A new TaskManager on new ports, as a replacement pod gets a new address: on the dead
-        one's address, the JobManager's RPC still holds that process's association and the new
-        one's registration waited out its 5 minutes (seen once in 3 runs)."""
-        self.ports.update(taskmanager_rpc=free_port(), data=free_port())
+        """A new TaskManager, on ports the kernel picks anew, as a replacement pod gets a new
+        address: on the dead one's address, the JobManager's RPC still holds that process's
+        association and the new one's registration waited out its 5 minutes (seen once in 3 runs)."""
         workdir, environment = self._prepare("taskmanager")
         self.taskmanager.start(cwd=workdir, env=environment)
 

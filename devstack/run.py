@@ -20,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Protocol
 
+import psycopg
 import yaml
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
@@ -230,7 +231,11 @@ def watch(args, stop: threading.Event, *, duration, started, jobs, sim, summary)
             )
         else:
             state = "running"
-        text, fields = summary.line(state)
+        try:
+            text, fields = summary.line(state)
+        except psycopg.Error as exc:  # a database slow to answer on a busy machine: the next line retries
+            log.warning("live summary unavailable", extra={"error": str(exc).strip()})
+            continue
         if first_reading_at is None and fields["readings"]:
             first_reading_at = time.monotonic()
             say(f"first reading stored {first_reading_at - started:.0f} s after start")

@@ -73,7 +73,7 @@ def run_until_first_readings() -> tuple[str, str, dict]:
         timer.cancel()
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0, err[-3000:]
+    assert process.returncode == 0, f"{''.join(seen)[-3000:]}\n{out[-2000:]}\n{err[-3000:]}"
     assert readings > 0, f"no reading stored within {FIRST_READING_BOUND_S} s:\n{''.join(seen)[-3000:]}"
     return "".join(seen) + out, err, {"ready": ready, "metrics": metrics, "targets": targets, "fleet": fleet}
 
