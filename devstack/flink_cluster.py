@@ -78,6 +78,7 @@ def chart_defaults(values: Path = REPO / "charts" / "flink-job" / "values.yaml")
         "parallelism": int(chart["job"]["parallelism"]),
         "task_slots": int(chart["taskSlots"]),
         "jobmanager_memory": flink_memory(chart["jobManager"]["resources"]["limits"]["memory"]),
+        "jobmanager_java_opts": chart["jobManager"].get("javaOpts", ""),
         "taskmanager_memory": flink_memory(chart["resources"]["limits"]["memory"]),
     }
 
@@ -97,12 +98,14 @@ class FlinkCluster:
         jobmanager_memory: str = "1g",
         taskmanager_memory: str = "2g",
         log_dir: Path | None = None,
+        jobmanager_java_opts: str = "",
     ):
         self.root = root
         self.job = job
         self.job_args = job_args
         self.task_slots = task_slots
         self.memory = {"jobmanager": jobmanager_memory, "taskmanager": taskmanager_memory}
+        self.jobmanager_java_opts = jobmanager_java_opts
         self.log_dir = log_dir or root / "logs"
         self.rest_port = free_port()
         self.rest_url = f"http://127.0.0.1:{self.rest_port}"
@@ -150,7 +153,7 @@ class FlinkCluster:
             "pekko.ask.timeout": "60 s",
             # The driver's interpreter; the job sets its workers' own (jobs/runner.py job_options).
             "python.client.executable": sys.executable,
-        }
+        } | ({"env.java.opts.jobmanager": self.jobmanager_java_opts} if self.jobmanager_java_opts else {})
 
     def _prepare(self, role: str) -> tuple[Path, dict]:
         """The process's working directory with its own conf/ and tmp/; its environment."""

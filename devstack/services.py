@@ -179,6 +179,7 @@ class JobsService:
             jobmanager_memory=self.defaults["jobmanager_memory"],
             taskmanager_memory=self.defaults["taskmanager_memory"],
             log_dir=run.logs,
+            jobmanager_java_opts=self.defaults["jobmanager_java_opts"],
         )
         self.rest_url = self.cluster.rest_url
         self.started_at = 0.0

@@ -56,6 +56,8 @@ class Kafka(TypedDict, total=False):
 @with_config(STRICT)
 class JobManager(TypedDict, total=False):
     resources: Required[Resources]
+    javaOpts: str
+    """JVM options of the JobManager alone (Flink's env.java.opts.jobmanager). It plans the job once, at start (the table planner, cold code), then only coordinates: the quick JIT tier alone plans it sooner. TaskManagers keep the full JIT."""
 
 
 @with_config(STRICT)
