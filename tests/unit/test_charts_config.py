@@ -337,6 +337,17 @@ def test_the_checkpoint_interval_default_is_the_jobs() -> None:
     assert chart_default.checkpoint_interval_s == JobOptions.model_fields["checkpoint_interval_s"].default
 
 
+def test_the_local_jobmanager_runs_with_the_charts_jvm_options(tmp_path: Path) -> None:
+    """make run's JobManager (devstack.services.JobsService) takes its JVM options from the chart's
+    values: the rendered config.yaml and the local one carry the same env.java.opts.jobmanager."""
+    from devstack.services import JobsService, RunDir
+
+    docs = render("flink-job")
+    rendered = yaml.safe_load(find(docs, "ConfigMap", "fleet-monitor-flink-job")[0]["data"]["config.yaml"])
+    local = JobsService(RunDir(tmp_path), lambda: "k:9092").cluster.configuration("jobmanager")
+    assert rendered["env.java.opts.jobmanager"] == local["env.java.opts.jobmanager"] == "-XX:TieredStopAtLevel=1"
+
+
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_flink_config_matches_the_containers(environment: str) -> None:
     docs = render("flink-job", environment)
